@@ -1,0 +1,111 @@
+"""The ``infp-sdk`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+
+def _cmd_motion(args: argparse.Namespace) -> int:
+    import torch
+
+    from .audio import SAMPLE_RATE, load_audio
+    from .model import load_model
+    from .runtime.generator import generate_motion
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    model = load_model(args.model)
+    own = load_audio(args.own)
+    partner = load_audio(args.partner) if args.partner else None
+    started = time.perf_counter()
+    motion = generate_motion(
+        model,
+        own,
+        partner,
+        seed=args.seed,
+        hop=args.hop,
+        sampler=args.sampler,
+        steps=args.steps,
+        cfg_scale=args.cfg_scale,
+    )
+    elapsed = time.perf_counter() - started
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w") as f:
+        for frame in motion.frames():
+            f.write(json.dumps(frame.to_dict()) + "\n")
+    seconds = max(len(own), 0 if partner is None else len(partner)) / SAMPLE_RATE
+    print(
+        f"wrote {len(motion.latents)} frames ({seconds:.1f} s of audio) to {out} "
+        f"in {elapsed:.1f} s (real-time factor {elapsed / max(seconds, 1e-9):.2f})"
+    )
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .model import count_parameters, load_model
+
+    model = load_model(args.model)
+    print(
+        json.dumps({"parameters": count_parameters(model), **model.config.model_dump()}, indent=2)
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="infp-sdk",
+        description="A portrait that converses: talking and listening head motion from two "
+        "audio streams (the agent's own voice and its partner's).",
+    )
+    parser.add_argument("--version", action="version", version=f"infp-sdk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    motion = sub.add_parser(
+        "motion",
+        help="audio files -> motion frames as JSON lines",
+        description="Generate conversational motion for a recording: one JSON object per 40 ms "
+        "frame (index, t, speaking, head, gaze, blendshapes, latent).",
+    )
+    motion.add_argument("--own", required=True, help="the agent's own voice (WAV, any rate)")
+    motion.add_argument("--partner", help="the partner's voice (WAV); silence if omitted")
+    motion.add_argument("-o", "--output", required=True, help="output .jsonl path")
+    motion.add_argument("--model", default="default", help="checkpoint path or bundled name")
+    motion.add_argument("--seed", type=int, default=0)
+    motion.add_argument("--hop", type=int, help="frames generated per step (default: model's)")
+    motion.add_argument("--sampler", choices=["ddim", "dpmpp_2m"], help="default: model's")
+    motion.add_argument("--steps", type=int, help="solver steps (default: model's)")
+    motion.add_argument("--cfg-scale", type=float, help="guidance scale (default: model's)")
+    motion.add_argument("--threads", type=int, help="torch CPU threads")
+    motion.set_defaults(func=_cmd_motion)
+
+    info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")
+    info.add_argument("--model", default="default", help="checkpoint path or bundled name")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from .audio import AudioFormatError
+    from .model import CheckpointError
+
+    try:
+        return args.func(args)
+    except (AudioFormatError, CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"infp-sdk {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Checkpoints: one ``.safetensors`` file, never a pickle.
+
+The file's metadata carries the model's JSON config (``infp.config``), the checkpoint format
+version (``infp.format``) and a SHA-256 over the tensors (``infp.sha256``), so a checkpoint is
+self-describing and a flipped byte is caught before the weights are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .infp import INFPConfig, INFPModel
+
+FORMAT_VERSION = "1"
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely, with the reason and the fix."""
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_model(model: INFPModel, path: str | Path, extra: dict[str, str] | None = None) -> Path:
+    """Write ``model`` to ``path`` (.safetensors) with its config and a digest in the metadata."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"checkpoints are .safetensors files; got {path.name!r}")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {
+        "infp.format": FORMAT_VERSION,
+        "infp.config": model.config.model_dump_json(),
+        "infp.sha256": tensors_digest(tensors),
+        **(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """``"default"`` or a bundled name -> the packaged file; otherwise a path (file or folder)."""
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and not path.suffix and not path.exists():
+        bundled = WEIGHTS_DIR / f"{name_or_path}.safetensors"
+        if bundled.exists():
+            return bundled
+        available = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+        raise CheckpointError(
+            f"no bundled model named {name_or_path!r} (bundled: {available or 'none'}); "
+            "pass the path of a .safetensors checkpoint instead"
+        )
+    if path.is_dir():
+        found = sorted(path.glob("*.safetensors"))
+        if len(found) != 1:
+            raise CheckpointError(
+                f"{path} holds {len(found)} .safetensors files; name the checkpoint file itself"
+            )
+        path = found[0]
+    return path
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(9)
+        n = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+        if len(head) < 9 or n < 2 or 8 + n > size or head[8:9] != b"{":
+            if head[:2] == b"PK" or head[:1] == b"\x80":
+                raise CheckpointError(
+                    f"{path} is a pickle (torch.save) file, not safetensors; pickles can run "
+                    "arbitrary code when loaded, so infp-sdk does not load them. Convert it "
+                    "with infp_sdk.model.save_model in an environment you trust"
+                )
+            raise CheckpointError(
+                f"{path} is not a safetensors file (or it is truncated): re-export it with "
+                "infp_sdk.model.save_model"
+            )
+        try:
+            header = json.loads(head[8:9] + f.read(n - 1))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path} has a corrupt safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a corrupt safetensors header (not a JSON object)")
+    return header.get("__metadata__") or {}
+
+
+def load_model(
+    name_or_path: str | Path = "default", device: str | torch.device = "cpu"
+) -> INFPModel:
+    """Load a checkpoint into an :class:`INFPModel` in eval mode.
+
+    Refuses pickles; checks the format version, the config, the tensors against the config (the
+    first mismatching tensor is named) and the SHA-256 digest.
+    """
+    path = resolve_checkpoint(name_or_path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"refusing to load {path.name}: {path.suffix} files are Python pickles, which can run "
+            "arbitrary code when loaded. infp-sdk loads only .safetensors checkpoints; convert "
+            "it in an environment you trust: build the model, load_state_dict(torch.load(..., "
+            "weights_only=True)), then infp_sdk.model.save_model(model, 'model.safetensors')"
+        )
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    meta = _read_metadata(path)
+    fmt = meta.get("infp.format")
+    if fmt is None or "infp.config" not in meta:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not an infp-sdk checkpoint (no infp.config "
+            "metadata); save models with infp_sdk.model.save_model"
+        )
+    if fmt != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {fmt}; this infp-sdk reads format {FORMAT_VERSION}. "
+            "Upgrade infp-sdk or re-export the checkpoint"
+        )
+    try:
+        config = INFPConfig.model_validate_json(meta["infp.config"])
+    except ValueError as e:
+        raise CheckpointError(f"{path} carries an invalid model config: {e}") from None
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path} is corrupt or truncated ({e}); re-export it") from None
+    expected = meta.get("infp.sha256")
+    if expected is not None and tensors_digest(tensors) != expected:
+        raise CheckpointError(
+            f"{path}: the weights do not match the checksum stored with them; the file was "
+            "modified or damaged after it was saved. Re-export or re-download it"
+        )
+    model = INFPModel(config)
+    reference = model.state_dict()
+    for name, tensor in reference.items():
+        if name not in tensors:
+            raise CheckpointError(
+                f"{path}: tensor {name!r} (shape {tuple(tensor.shape)}) required by the config is "
+                "missing; the config and the weights come from different models"
+            )
+        if tuple(tensors[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)} but the config "
+                f"needs {tuple(tensor.shape)}; the config and the weights come from different "
+                "models"
+            )
+    unexpected = sorted(set(tensors) - set(reference))
+    if unexpected:
+        raise CheckpointError(
+            f"{path}: tensor {unexpected[0]!r} is not part of the model the config describes "
+            f"({len(unexpected)} unexpected in all); the config and the weights do not match"
+        )
+    model.load_state_dict(tensors)
+    return model.to(device).eval()

@@ -1,0 +1,156 @@
+"""Conditional diffusion transformer over windows of motion latents (INFP §3.3).
+
+Tokens are the previous window's last `prev_frames` latents (the continuity condition) followed by
+the `N` noisy latents being denoised. Each block runs, in order:
+
+1. self-attention over all tokens;
+2. motion attention: the tokens query the guider's interactive motion feature of the window;
+3. temporal attention: each token attends to its neighbours within `temporal_radius` frames;
+4. an MLP;
+
+each modulated by adaLN-Zero from (diffusion step + style). Positions enter as sinusoids of the
+frame offset from the window start plus per-head distance penalties in every attention, so the
+network runs on windows of any length (the streaming runtime picks its own hop).
+
+Condition dropout (for classifier-free guidance) is a per-example keep flag for each condition;
+a dropped condition is replaced by a learned null embedding.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from .layers import Attention, Mlp, distance_bias, init_slopes, modulate, sinusoidal_embedding
+
+
+class DiTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(192, ge=8)
+    depth: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0)
+    prev_frames: int = Field(
+        10, ge=0, description="previous latents used as the continuity condition"
+    )
+    temporal_radius: int = Field(4, ge=1, description="frames each side seen by temporal attention")
+
+
+class DiTBlock(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: float, feature_dim: int):
+        super().__init__()
+        self.norm_self = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.self_attn = Attention(width, heads)
+        self.norm_motion = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.motion_attn = Attention(width, heads, kv_dim=feature_dim)
+        self.norm_temporal = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.temporal_attn = Attention(width, heads)
+        self.norm_mlp = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(width, int(width * mlp_ratio))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 12 * width))
+        nn.init.zeros_(self.ada[1].weight)
+        nn.init.zeros_(self.ada[1].bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        feature: torch.Tensor,
+        self_bias: torch.Tensor,
+        motion_bias: torch.Tensor,
+        temporal_bias: torch.Tensor,
+    ) -> torch.Tensor:
+        # x (B, P+N, W); cond (B, W); feature (B, N, C)
+        mods = self.ada(cond).chunk(12, dim=-1)
+        s_sh, s_sc, s_g, m_sh, m_sc, m_g, t_sh, t_sc, t_g, f_sh, f_sc, f_g = mods
+        h = modulate(self.norm_self(x), s_sh, s_sc)
+        x = x + s_g.unsqueeze(1) * self.self_attn(h, h, self_bias)
+        h = modulate(self.norm_motion(x), m_sh, m_sc)
+        x = x + m_g.unsqueeze(1) * self.motion_attn(h, feature, motion_bias)
+        h = modulate(self.norm_temporal(x), t_sh, t_sc)
+        x = x + t_g.unsqueeze(1) * self.temporal_attn(h, h, temporal_bias)
+        h = modulate(self.norm_mlp(x), f_sh, f_sc)
+        return x + f_g.unsqueeze(1) * self.mlp(h)
+
+
+class MotionDiT(nn.Module):
+    def __init__(self, latent_dim: int, feature_dim: int, style_dim: int, config: DiTConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.latent_in = nn.Linear(latent_dim, w)
+        self.null_prev = nn.Parameter(torch.zeros(w))
+        self.null_feature = nn.Parameter(torch.zeros(feature_dim))
+        self.null_style = nn.Parameter(torch.zeros(style_dim))
+        self.prev_type = nn.Parameter(torch.zeros(w))
+        # the guider's output is a small convex mix of bank values: normalise before use
+        self.feature_in = nn.Sequential(
+            nn.LayerNorm(feature_dim), nn.Linear(feature_dim, feature_dim)
+        )
+        self.feature_to_token = nn.Linear(feature_dim, w)
+        self.time_mlp = Mlp(w, 4 * w, w)
+        self.style_mlp = Mlp(style_dim, 4 * w, w)
+        self.blocks = nn.ModuleList(
+            [DiTBlock(w, config.heads, config.mlp_ratio, feature_dim) for _ in range(config.depth)]
+        )
+        self.final_norm = nn.LayerNorm(w, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(w, 2 * w))
+        self.final = nn.Linear(w, latent_dim)
+        for layer in (self.final_ada[1], self.final):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        # one set of slopes per attention kind, shared by the blocks
+        self.self_slopes = nn.Parameter(init_slopes(config.heads, 0.1))
+        self.motion_slopes = nn.Parameter(init_slopes(config.heads, 1.0))
+        self.temporal_slopes = nn.Parameter(init_slopes(config.heads, 0.5))
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        feature: torch.Tensor,
+        prev: torch.Tensor,
+        style: torch.Tensor,
+        keep_feature: torch.Tensor,
+        keep_prev: torch.Tensor,
+        keep_style: torch.Tensor,
+    ) -> torch.Tensor:
+        """Predict v for a window.
+
+        x_t (B, N, D) noisy latents; t (B,) diffusion time in [0, 1]; feature (B, N, C) guider
+        output for the same frames; prev (B, P, D) the latents before the window; style (B, S);
+        keep_* (B,) float 1 = use the condition, 0 = replace it by its null embedding.
+        Returns (B, N, D).
+        """
+        b, n, _ = x_t.shape
+        p = prev.shape[1]
+        w = self.config.width
+        kf = keep_feature.view(b, 1, 1).to(feature.dtype)
+        kp = keep_prev.view(b, 1, 1).to(prev.dtype)
+        ks = keep_style.view(b, 1).to(style.dtype)
+        feature = self.feature_in(kf * feature + (1 - kf) * self.null_feature)
+        style = ks * style + (1 - ks) * self.null_style
+
+        positions = torch.arange(-p, n, device=x_t.device, dtype=torch.float32)
+        pos = sinusoidal_embedding(positions, w)  # (P+N, W)
+        # previous latents share the input projection with the noisy ones: the network compares
+        # like with like when it continues the motion across the window boundary
+        prev_tok = kp * self.latent_in(prev) + (1 - kp) * self.null_prev + self.prev_type
+        # each frame's own feature is also added to its token: alignment for free, while the
+        # motion attention gathers context
+        x_tok = self.latent_in(x_t) + self.feature_to_token(feature)
+        tokens = torch.cat([prev_tok, x_tok], dim=1) + pos  # (B, P+N, W)
+
+        cond = self.time_mlp(sinusoidal_embedding(t * 1000.0, w)) + self.style_mlp(style)
+        self_bias = distance_bias(p + n, p + n, self.self_slopes)
+        motion_bias = distance_bias(p + n, n, self.motion_slopes, offset=-p)
+        band = distance_bias(p + n, p + n, torch.ones(1, device=x_t.device))[0]
+        outside = (-band > self.config.temporal_radius).to(torch.float32) * -1e4
+        temporal_bias = distance_bias(p + n, p + n, self.temporal_slopes) + outside
+        for block in self.blocks:
+            tokens = block(tokens, cond, feature, self_bias, motion_bias, temporal_bias)
+        sh, sc = self.final_ada(cond).chunk(2, dim=-1)
+        out = self.final(modulate(self.final_norm(tokens), sh, sc))
+        return out[:, p:]

@@ -1,0 +1,253 @@
+"""The stage-2 model: audio encoder -> interactive motion guider -> motion DiT.
+
+`INFPModel` holds the networks and exposes three pure functions of tensors: `encode` (two log-mel
+streams -> interactive motion feature and speaking), `loss` (one training batch) and
+`sample_window` (noise -> a window of motion latents). Streaming, clocks and I/O live elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from ..motion import RIG_DIM
+from . import sampling
+from .dit import DiTConfig, MotionDiT
+from .encoder import AudioEncoder, AudioEncoderConfig
+from .guider import GuiderConfig, InteractiveMotionGuider
+from .style import StyleEncoder, StyleEncoderConfig
+
+CONFIG_VERSION = 1
+
+
+class INFPConfig(BaseModel):
+    """Everything needed to rebuild the stage-2 networks; saved next to the weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = CONFIG_VERSION
+    preset: str = "realtime"
+    motion_space: Literal["rig", "learned"] = "rig"
+    latent_dim: int = Field(RIG_DIM, ge=1, description="D, the size of one motion latent")
+    style_dim: int = Field(64, ge=1)
+    encoder: AudioEncoderConfig = AudioEncoderConfig()
+    guider: GuiderConfig = GuiderConfig()
+    style: StyleEncoderConfig = StyleEncoderConfig()
+    dit: DiTConfig = DiTConfig()
+    window: int = Field(10, ge=1, description="frames per training window")
+    audio_context: int = Field(
+        16, ge=0, description="frames of past audio fed to the encoder before each window"
+    )
+    # sampling defaults
+    sampler: Literal["ddim", "dpmpp_2m"] = "dpmpp_2m"
+    steps: int = Field(6, ge=1)
+    cfg_scale: float = Field(1.0, ge=0.0)
+    # condition dropout for classifier-free guidance (the paper's scheme)
+    p_drop_style: float = Field(0.3, ge=0.0, le=1.0)
+    p_drop_feature: float = Field(0.5, ge=0.0, le=1.0)
+    p_drop_prev: float = Field(0.5, ge=0.0, le=1.0)
+    speaking_loss_weight: float = Field(0.1, ge=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> INFPConfig:
+        if self.version > CONFIG_VERSION:
+            raise ValueError(
+                f"config version {self.version} is newer than this infp-sdk understands "
+                f"({CONFIG_VERSION}): upgrade infp-sdk"
+            )
+        return self
+
+
+def preset(name: str, **overrides) -> INFPConfig:
+    """A named configuration: ``paper`` (width 512, DDIM 20 steps) or ``realtime`` (CPU)."""
+    if name == "paper":
+        cfg = INFPConfig(
+            preset="paper",
+            encoder=AudioEncoderConfig(width=512, layers=4, kernel=5, lookahead=2),
+            guider=GuiderConfig(bank_size=64, heads=8),
+            style=StyleEncoderConfig(width=256),
+            style_dim=128,
+            dit=DiTConfig(width=512, depth=4, heads=8),
+            window=25,
+            sampler="ddim",
+            steps=20,
+            cfg_scale=1.5,
+        )
+    elif name == "realtime":
+        cfg = INFPConfig(preset="realtime")
+    else:
+        raise ValueError(f"unknown preset {name!r}: choose 'paper' or 'realtime'")
+    return cfg.model_copy(update=overrides) if overrides else cfg
+
+
+class INFPModel(nn.Module):
+    def __init__(self, config: INFPConfig):
+        super().__init__()
+        self.config = config
+        width = config.encoder.width
+        self.encoder = AudioEncoder(config.encoder)
+        self.guider = InteractiveMotionGuider(width, config.style_dim, config.guider)
+        self.style_encoder = StyleEncoder(config.latent_dim, config.style_dim, config.style)
+        self.dit = MotionDiT(config.latent_dim, width, config.style_dim, config.dit)
+        # Per-dimension statistics of the training motion. The networks work on standardised
+        # latents so that every dimension weighs the same in the loss, however small its range.
+        self.register_buffer("motion_mean", torch.zeros(config.latent_dim))
+        self.register_buffer("motion_std", torch.ones(config.latent_dim))
+
+    def set_motion_stats(self, motion: torch.Tensor, min_std: float = 0.05) -> None:
+        """Fit the standardisation to training motion (…, D); call before training."""
+        flat = motion.reshape(-1, motion.shape[-1]).float()
+        self.motion_mean.copy_(flat.mean(dim=0))
+        self.motion_std.copy_(flat.std(dim=0).clamp(min=min_std))
+
+    def standardise(self, latents: torch.Tensor) -> torch.Tensor:
+        return (latents - self.motion_mean) / self.motion_std
+
+    def destandardise(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.motion_std + self.motion_mean
+
+    # ------------------------------------------------------------------ conditioning
+    def encode(
+        self, mel_own: torch.Tensor, mel_partner: torch.Tensor, style: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel_* (B, (T + lookahead) * 4, 80) -> feature (B, T, W), speaking (B, T).
+
+        Both channels go through the same encoder weights (stacked on the batch axis).
+        """
+        b = mel_own.shape[0]
+        audio = self.encoder(torch.cat([mel_own, mel_partner], dim=0))
+        return self.guider(audio[:b], audio[b:], style)
+
+    def style_vector(self, reference: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Style from reference motion latents (B, T, D); without one, the learned null style."""
+        if reference is None:
+            return self.dit.null_style.expand(batch, -1)
+        return self.style_encoder(self.standardise(reference))
+
+    # ------------------------------------------------------------------ training
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One training step's losses.
+
+        batch: ``mel_own``/``mel_partner`` (B, (C + N + L) * 4, 80) with C = audio_context frames
+        of past and L = lookahead frames of future audio; ``motion`` (B, N, D) target latents;
+        ``prev`` (B, P, D) the latents before the window; optional ``reference`` (B, T, D) motion
+        of the same person elsewhere (for style); optional ``speaking`` (B, N) 0..1 own-voice
+        activity (supervises the guider's speaking output) with ``has_prev`` (B,) 0 where the
+        window starts a recording.
+        """
+        cfg = self.config
+        x0 = self.standardise(batch["motion"])
+        b, n, _ = x0.shape
+        device = x0.device
+        reference = batch.get("reference")
+        has_style = (
+            torch.ones(b, device=device) if reference is not None else torch.zeros(b, device=device)
+        )
+        style = self.style_vector(reference, b)
+        feature, speaking = self.encode(batch["mel_own"], batch["mel_partner"], style)
+        feature, speaking = feature[:, -n:], speaking[:, -n:]
+
+        def keep(p: float) -> torch.Tensor:
+            return (torch.rand(b, device=device) >= p).float()
+
+        keep_style = keep(cfg.p_drop_style) * has_style
+        keep_feature = keep(cfg.p_drop_feature)
+        keep_prev = keep(cfg.p_drop_prev) * batch.get("has_prev", torch.ones(b, device=device))
+        t = torch.rand(b, device=device) * sampling.T_MAX
+        noise = torch.randn_like(x0)
+        x_t = sampling.add_noise(x0, noise, t)
+        prev = self.standardise(batch["prev"])
+        v = self.dit(x_t, t, feature, prev, style, keep_feature, keep_prev, keep_style)
+        diffusion = F.mse_loss(v, sampling.v_target(x0, noise, t))
+        out = {"diffusion": diffusion, "loss": diffusion}
+        if "speaking" in batch and cfg.speaking_loss_weight > 0:
+            target = batch["speaking"][:, -n:]
+            bce = F.binary_cross_entropy(speaking.clamp(1e-4, 1 - 1e-4), target)
+            out["speaking"] = bce
+            out["loss"] = diffusion + cfg.speaking_loss_weight * bce
+        return out
+
+    # ------------------------------------------------------------------ sampling
+    def denoiser(
+        self,
+        feature: torch.Tensor,
+        prev: torch.Tensor,
+        style: torch.Tensor,
+        has_prev: torch.Tensor,
+        cfg_scale: float,
+    ) -> sampling.Denoiser:
+        """x0-predicting closure for the samplers; CFG runs cond and uncond as one batch of 2B.
+
+        The unconditional branch drops the audio feature and the style but keeps the previous
+        latents, so guidance strengthens the audio's effect without breaking continuity.
+        """
+        b = feature.shape[0]
+        ones = torch.ones(b, device=feature.device)
+        keep_prev = has_prev.to(feature.dtype)
+
+        if cfg_scale == 1.0:
+
+            def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                v = self.dit(x, t, feature, prev, style, ones, keep_prev, ones)
+                return sampling.x0_from_v(x, v, t)
+
+            return denoise
+
+        zeros = torch.zeros_like(ones)
+
+        def denoise_guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            v = self.dit(
+                torch.cat([x, x]),
+                torch.cat([t, t]),
+                torch.cat([feature, feature]),
+                torch.cat([prev, prev]),
+                torch.cat([style, style]),
+                torch.cat([ones, zeros]),
+                torch.cat([keep_prev, keep_prev]),
+                torch.cat([ones, zeros]),
+            )
+            v = sampling.guided(v[:b], v[b:], cfg_scale)
+            return sampling.x0_from_v(x, v, t)
+
+        return denoise_guided
+
+    @torch.no_grad()
+    def sample_window(
+        self,
+        feature: torch.Tensor,
+        prev: torch.Tensor,
+        style: torch.Tensor,
+        noise: torch.Tensor,
+        has_prev: torch.Tensor | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+    ) -> torch.Tensor:
+        """Denoise one window: feature (B, N, W), prev (B, P, D), style (B, S), noise (B, N, D).
+
+        ``prev`` and the result are motion latents; ``has_prev`` (B,) is 0 for a window with no
+        history (the start of a stream): the null continuity embedding is used, as trained by
+        the condition dropout. Returns (B, N, D).
+        """
+        cfg = self.config
+        name = sampler or cfg.sampler
+        if name not in sampling.SAMPLERS:
+            raise ValueError(f"unknown sampler {name!r}: choose one of {sorted(sampling.SAMPLERS)}")
+        if has_prev is None:
+            has_prev = torch.ones(feature.shape[0], device=feature.device)
+        denoise = self.denoiser(
+            feature,
+            self.standardise(prev),
+            style,
+            has_prev,
+            cfg.cfg_scale if cfg_scale is None else cfg_scale,
+        )
+        return self.destandardise(sampling.SAMPLERS[name](denoise, noise, steps or cfg.steps))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

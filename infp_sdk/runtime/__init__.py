@@ -1,0 +1,1 @@
+"""Streaming runtime: Agent, temporal context, clocks."""

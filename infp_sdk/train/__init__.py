@@ -1,0 +1,1 @@
+"""Trainers for the stage-2 model."""

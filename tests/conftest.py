@@ -1,0 +1,62 @@
+"""Shared fixtures: a small stage-2 model trained on the toy dyadic task (once per session)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from toy_task import make_session  # noqa: E402
+
+from infp_sdk.data.windows import Session, random_batch  # noqa: E402
+from infp_sdk.model import INFPModel, preset  # noqa: E402
+from infp_sdk.model.dit import DiTConfig  # noqa: E402
+from infp_sdk.model.encoder import AudioEncoderConfig  # noqa: E402
+from infp_sdk.model.style import StyleEncoderConfig  # noqa: E402
+from infp_sdk.train.stage2 import make_optimizer, train_step  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY_STEPS = 700
+
+
+def tiny_config():
+    """The realtime preset scaled down so a CPU trains it in about a minute."""
+    return preset(
+        "realtime",
+        encoder=AudioEncoderConfig(width=64, layers=4, kernel=5, lookahead=2),
+        style=StyleEncoderConfig(width=64),
+        style_dim=32,
+        dit=DiTConfig(width=96, depth=2, heads=4),
+        window=10,
+        audio_context=16,
+    )
+
+
+@pytest.fixture(scope="session")
+def toy_trained():
+    """(model, loss history, held-out session, unrelated session) for the toy task."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    raw = [make_session(20.0, rng) for _ in range(12)]
+    sessions = [
+        Session.from_audio(r["own"], r["partner"], r["latents"], r["speaking"]) for r in raw
+    ]
+    cfg = tiny_config()
+    model = INFPModel(cfg)
+    model.set_motion_stats(torch.cat([s.motion for s in sessions]))
+    # a higher learning rate than the paper's 1e-4 so a minute of CPU is enough
+    optimizer = make_optimizer(model, lr=2e-3, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(0)
+    history = [
+        train_step(model, optimizer, random_batch(sessions, 32, cfg, generator))["diffusion"]
+        for _ in range(TOY_STEPS)
+    ]
+    model.eval()
+    held_out = make_session(40.0, np.random.default_rng(99))
+    unrelated = [make_session(40.0, np.random.default_rng(seed)) for seed in (98, 97)]
+    return model, history, held_out, unrelated
