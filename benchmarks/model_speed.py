@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from infp_sdk.motion import FPS
 from infp_sdk.model import INFPModel, count_parameters, preset
+from infp_sdk.motion import FPS
 
 
 def machine() -> dict:

@@ -48,6 +48,28 @@ def _cmd_motion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train.trainer import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        preset=args.preset,
+        steps=args.steps,
+        one_sided_steps=args.one_sided_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    path = train(cfg, resume=args.resume)
+    print(f"saved {path}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .model import count_parameters, load_model
 
@@ -84,6 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--cfg-scale", type=float, help="guidance scale (default: model's)")
     motion.add_argument("--threads", type=int, help="torch CPU threads")
     motion.set_defaults(func=_cmd_motion)
+
+    tr = sub.add_parser(
+        "train",
+        help="train the stage-2 model on a dataset folder",
+        description="Train on a dataset folder (docs/dataset.md): one-sided warm-up, then "
+        "dyadic windows; EMA weights saved to OUT/model.safetensors; --resume continues.",
+    )
+    tr.add_argument("--data", required=True, help="dataset folder with manifest.json")
+    tr.add_argument("--out", required=True, help="output folder (checkpoints, metrics.csv)")
+    tr.add_argument("--preset", default="realtime", choices=["realtime", "paper"])
+    tr.add_argument("--steps", type=int, default=20_000)
+    tr.add_argument("--one-sided-steps", type=int, default=2_000)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--warmup-steps", type=int, default=200)
+    tr.add_argument("--val-every", type=int, default=500)
+    tr.add_argument("--checkpoint-every", type=int, default=1000)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int)
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
+    tr.set_defaults(func=_cmd_train)
 
     info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")
     info.add_argument("--model", default="default", help="checkpoint path or bundled name")
