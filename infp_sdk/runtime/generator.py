@@ -1,9 +1,10 @@
-"""Window-by-window motion generation: the loop the streaming Agent and offline jobs share.
+"""Hop-by-hop motion generation: the loop the streaming Agent and offline jobs share.
 
-Each hop of ``n`` frames needs the log-mel of both channels from ``audio_context`` frames before
-the hop to ``lookahead`` frames after it, and the last ``prev_frames`` latents already generated.
-The noise of each hop is drawn from a generator seeded by (seed, first frame index), so the result
-does not depend on how the audio was chunked on the way in.
+A hop of ``n`` frames starting at frame ``s`` needs the log-mel of both channels from
+``audio_context`` frames before ``s`` to ``lookahead`` frames after ``s + n``, and the last
+``prev_frames`` latents already generated. :class:`MotionStream` keeps exactly that state. The
+noise of a hop is drawn from a generator seeded by (seed, first frame), and the mel features are
+computed causally, so the frames do not depend on how the audio was chunked on the way in.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..audio import MEL_FRAMES_PER_MOTION_FRAME, LogMel, motion_frames
+from ..audio import HOP_LENGTH, MEL_FRAMES_PER_MOTION_FRAME, SAMPLES_PER_MOTION_FRAME, LogMel
 from ..model.encoder import LOG_MEL_FLOOR
 from ..model.infp import INFPModel
 from ..motion import Frame
+
+# LogMel frame k reads samples [160k - 240, 160k + 160): two hops of history cover the 240.
+_MEL_HISTORY_HOPS = 2
 
 
 @dataclass
@@ -54,7 +58,130 @@ def prev_context(latents: torch.Tensor, prev_frames: int, dim: int) -> tuple[tor
     return tail.unsqueeze(0), 1.0
 
 
-@torch.no_grad()
+class MotionStream:
+    """Stateful generation: feed 16 kHz audio of both channels, receive (latent, speaking) rows.
+
+    ``feed`` returns the frames that became computable (their audio and look-ahead have
+    arrived); ``flush`` ends the stream, treating missing look-ahead as silence.
+    """
+
+    def __init__(
+        self,
+        model: INFPModel,
+        *,
+        seed: int = 0,
+        hop: int | None = None,
+        style: torch.Tensor | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+    ):
+        cfg = model.config
+        self.model = model
+        self.seed = seed
+        self.hop = hop or cfg.window
+        if self.hop < 1:
+            raise ValueError(f"hop must be at least 1 frame, got {self.hop}")
+        self.sampler, self.steps, self.cfg_scale = sampler, steps, cfg_scale
+        self.style = model.style_vector(None, 1) if style is None else style
+        self.logmel = LogMel()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio and motion; the next frame is frame 0."""
+        dim = self.model.config.latent_dim
+        self.samples = 0  # samples received per channel
+        self._audio = np.zeros((2, _MEL_HISTORY_HOPS * HOP_LENGTH), np.float32)
+        self._audio_start = -_MEL_HISTORY_HOPS * HOP_LENGTH  # absolute index of _audio[:, 0]
+        self._mel = torch.zeros(2, 0, 80)
+        self._mel_start = 0  # absolute mel frame of _mel[:, 0]
+        self._latents = torch.zeros(0, dim)  # the last prev_frames latents
+        self.frames_out = 0
+
+    @property
+    def mel_frames(self) -> int:
+        return self._mel_start + self._mel.shape[1]
+
+    def feed(self, own: np.ndarray, partner: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Append equal-length 16 kHz float32 chunks; return the frames now computable."""
+        if len(own) != len(partner):
+            raise ValueError("own and partner chunks must have the same length")
+        if len(own):
+            self._append_audio(np.stack([own, partner]).astype(np.float32, copy=False))
+        out = []
+        lookahead = self.model.config.encoder.lookahead
+        while (self.frames_out + self.hop + lookahead) * MEL_FRAMES_PER_MOTION_FRAME <= (
+            self.mel_frames
+        ):
+            out += self._generate(self.hop)
+        return out
+
+    def flush(self) -> list[tuple[np.ndarray, float]]:
+        """Generate every remaining frame that has audio; missing look-ahead counts as silence."""
+        total = self.samples // SAMPLES_PER_MOTION_FRAME
+        out = []
+        while self.frames_out < total:
+            out += self._generate(min(self.hop, total - self.frames_out), end=total)
+        return out
+
+    def _append_audio(self, chunk: np.ndarray) -> None:
+        self._audio = np.concatenate([self._audio, chunk], axis=1)
+        self.samples += chunk.shape[1]
+        # mel frames computable: those ending at or before the last sample received
+        ready = (self._audio_start + self._audio.shape[1]) // HOP_LENGTH
+        first = self.mel_frames
+        if ready <= first:
+            return
+        lo = (first - _MEL_HISTORY_HOPS) * HOP_LENGTH - self._audio_start
+        hi = ready * HOP_LENGTH - self._audio_start
+        with torch.no_grad():
+            mel = self.logmel(torch.from_numpy(self._audio[:, lo:hi]))[:, _MEL_HISTORY_HOPS:]
+        self._mel = torch.cat([self._mel, mel], dim=1)
+        keep_from = (ready - _MEL_HISTORY_HOPS) * HOP_LENGTH - self._audio_start
+        self._audio = self._audio[:, keep_from:]
+        self._audio_start += keep_from
+
+    def _mel_window(self, lo: int, hi: int, end: int | None) -> torch.Tensor:
+        """Mel frames [lo, hi) absolute; outside what exists (or past ``end``) is silence."""
+        valid_hi = self.mel_frames if end is None else min(self.mel_frames, end)
+        a, b = max(lo, self._mel_start), max(min(hi, valid_hi), max(lo, self._mel_start))
+        piece = self._mel[:, a - self._mel_start : b - self._mel_start]
+        return torch.nn.functional.pad(piece, (0, 0, a - lo, hi - b), value=LOG_MEL_FLOOR)
+
+    @torch.no_grad()
+    def _generate(self, count: int, end: int | None = None) -> list[tuple[np.ndarray, float]]:
+        model, cfg = self.model, self.model.config
+        k = MEL_FRAMES_PER_MOTION_FRAME
+        start = self.frames_out
+        context, lookahead = cfg.audio_context, cfg.encoder.lookahead
+        window = self._mel_window(
+            (start - context) * k,
+            (start + count + lookahead) * k,
+            None if end is None else end * k,
+        )
+        feature, speaking = model.encode(window[:1], window[1:], self.style)
+        prev, has_prev = prev_context(self._latents, cfg.dit.prev_frames, cfg.latent_dim)
+        x = model.sample_window(
+            feature[:, -count:],
+            prev,
+            self.style,
+            hop_noise(self.seed, start, (1, count, cfg.latent_dim)),
+            has_prev=torch.tensor([has_prev]),
+            sampler=self.sampler,
+            steps=self.steps,
+            cfg_scale=self.cfg_scale,
+        )[0]
+        self._latents = torch.cat([self._latents, x])[-cfg.dit.prev_frames :]
+        self.frames_out += count
+        # drop mel that no later hop can reach (it needs `context` frames before its start)
+        drop = (self.frames_out - context) * k - self._mel_start
+        if drop > 0:
+            self._mel = self._mel[:, drop:]
+            self._mel_start += drop
+        speak = speaking[0, -count:]
+        return [(x[i].numpy(), float(speak[i])) for i in range(count)]
+
+
 def generate_motion(
     model: INFPModel,
     own: np.ndarray,
@@ -70,44 +197,18 @@ def generate_motion(
     """Motion for a whole recording: own/partner are 16 kHz mono float32 (see ``to_mono_16k``).
 
     A missing partner is silence; the shorter track is padded with silence. One frame per 40 ms.
+    Runs the same :class:`MotionStream` as live use, fed in one piece and flushed.
     """
-    cfg = model.config
     if partner is None:
         partner = np.zeros_like(own)
     n = max(len(own), len(partner))
-    own = np.pad(own, (0, n - len(own)))
-    partner = np.pad(partner, (0, n - len(partner)))
-    total = motion_frames(n)
-    hop = hop or cfg.window
-    if hop < 1:
-        raise ValueError(f"hop must be at least 1 frame, got {hop}")
-    k = MEL_FRAMES_PER_MOTION_FRAME
-    context, lookahead = cfg.audio_context, cfg.encoder.lookahead
-    mel = LogMel()(torch.from_numpy(np.stack([own, partner]).astype(np.float32)))  # (2, M, 80)
-    mel = torch.nn.functional.pad(
-        mel[:, : total * k], (0, 0, context * k, lookahead * k), value=LOG_MEL_FLOOR
+    own = np.pad(np.asarray(own, np.float32), (0, n - len(own)))
+    partner = np.pad(np.asarray(partner, np.float32), (0, n - len(partner)))
+    stream = MotionStream(
+        model, seed=seed, hop=hop, style=style, sampler=sampler, steps=steps, cfg_scale=cfg_scale
     )
-    if style is None:
-        style = model.style_vector(None, 1)
-    dim = cfg.latent_dim
-    latents = torch.zeros(0, dim)
-    speaking = []
-    for start in range(0, total, hop):
-        count = min(hop, total - start)
-        window = mel[:, start * k : (start + context + count + lookahead) * k]
-        feature, speak = model.encode(window[:1], window[1:], style)
-        prev, has_prev = prev_context(latents, cfg.dit.prev_frames, dim)
-        x = model.sample_window(
-            feature[:, -count:],
-            prev,
-            style,
-            hop_noise(seed, start, (1, count, dim)),
-            has_prev=torch.tensor([has_prev]),
-            sampler=sampler,
-            steps=steps,
-            cfg_scale=cfg_scale,
-        )
-        latents = torch.cat([latents, x[0]])
-        speaking.append(speak[0, -count:])
-    speak_all = torch.cat(speaking) if speaking else torch.zeros(0)
-    return Motion(latents=latents.numpy(), speaking=speak_all.numpy())
+    rows = stream.feed(own, partner) + stream.flush()
+    dim = model.config.latent_dim
+    latents = np.stack([r[0] for r in rows]) if rows else np.zeros((0, dim), np.float32)
+    speaking = np.array([r[1] for r in rows], np.float32)
+    return Motion(latents=latents, speaking=speaking)
