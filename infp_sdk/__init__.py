@@ -15,11 +15,13 @@ from .motion import (
     from_arkit_order,
     to_arkit_order,
 )
+from .runtime.agent import Agent
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARKIT_BLENDSHAPES",
+    "Agent",
     "FPS",
     "MEDIAPIPE_BLENDSHAPES",
     "UNITY_BLENDSHAPES",

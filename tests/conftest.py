@@ -37,6 +37,20 @@ def tiny_config():
     )
 
 
+def random_model(seed: int = 0) -> INFPModel:
+    """An untrained tiny model whose output depends on every input.
+
+    A fresh model's zero-initialised output layers would ignore audio and history entirely, which
+    would let tests of the audio path pass vacuously; random weights everywhere avoid that.
+    """
+    torch.manual_seed(seed)
+    model = INFPModel(tiny_config())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
 @pytest.fixture(scope="session")
 def toy_trained():
     """(model, loss history, held-out session, unrelated session) for the toy task."""

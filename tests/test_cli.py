@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, tiny_config
+from conftest import ROOT, random_model
 
 from infp_sdk.audio import SAMPLE_RATE, write_wav
-from infp_sdk.model import INFPModel, save_model
+from infp_sdk.model import save_model
 
 OWN = ROOT / "examples" / "conversation" / "own.wav"
 PARTNER = ROOT / "examples" / "conversation" / "partner.wav"
@@ -27,8 +27,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_model(INFPModel(tiny_config()), tmp_path_factory.mktemp("m") / "m.safetensors")
+    return save_model(random_model(), tmp_path_factory.mktemp("m") / "m.safetensors")
 
 
 def test_help_lists_the_commands():

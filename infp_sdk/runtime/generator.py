@@ -50,7 +50,7 @@ def prev_context(latents: torch.Tensor, prev_frames: int, dim: int) -> tuple[tor
     Fewer than P latents are padded by repeating the first; none at all is the null condition.
     """
     if latents.shape[0] == 0:
-        return torch.zeros(1, prev_frames, dim), 0.0
+        return torch.zeros(1, prev_frames, dim, device=latents.device), 0.0
     tail = latents[-prev_frames:]
     if tail.shape[0] < prev_frames:
         pad = tail[:1].expand(prev_frames - tail.shape[0], -1)
@@ -95,8 +95,21 @@ class MotionStream:
         self._audio_start = -_MEL_HISTORY_HOPS * HOP_LENGTH  # absolute index of _audio[:, 0]
         self._mel = torch.zeros(2, 0, 80)
         self._mel_start = 0  # absolute mel frame of _mel[:, 0]
-        self._latents = torch.zeros(0, dim)  # the last prev_frames latents
+        device = next(self.model.parameters()).device
+        self._latents = torch.zeros(0, dim, device=device)  # the last prev_frames latents
         self.frames_out = 0
+
+    def silence_own(self) -> None:
+        """Treat own audio from the next frame on as silence (the agent was interrupted).
+
+        Audio already received for look-ahead or a partial hop is replaced; frames already
+        generated and the audio context before the next frame are kept.
+        """
+        first_mel = self.frames_out * MEL_FRAMES_PER_MOTION_FRAME
+        cut = max(0, first_mel - self._mel_start)
+        self._mel[0, cut:] = LOG_MEL_FLOOR
+        first_sample = self.frames_out * SAMPLES_PER_MOTION_FRAME - self._audio_start
+        self._audio[0, max(0, first_sample) :] = 0.0
 
     @property
     def mel_frames(self) -> int:
@@ -159,14 +172,16 @@ class MotionStream:
             (start + count + lookahead) * k,
             None if end is None else end * k,
         )
+        device = self._latents.device
+        window = window.to(device)
         feature, speaking = model.encode(window[:1], window[1:], self.style)
         prev, has_prev = prev_context(self._latents, cfg.dit.prev_frames, cfg.latent_dim)
         x = model.sample_window(
             feature[:, -count:],
             prev,
             self.style,
-            hop_noise(self.seed, start, (1, count, cfg.latent_dim)),
-            has_prev=torch.tensor([has_prev]),
+            hop_noise(self.seed, start, (1, count, cfg.latent_dim)).to(device),
+            has_prev=torch.tensor([has_prev], device=device),
             sampler=self.sampler,
             steps=self.steps,
             cfg_scale=self.cfg_scale,
@@ -178,7 +193,7 @@ class MotionStream:
         if drop > 0:
             self._mel = self._mel[:, drop:]
             self._mel_start += drop
-        speak = speaking[0, -count:]
+        x, speak = x.cpu(), speaking[0, -count:].cpu()
         return [(x[i].numpy(), float(speak[i])) for i in range(count)]
 
 
