@@ -109,24 +109,15 @@ class Agent:
         A channel left out is silence for the chunk's duration; when both are given, the
         shorter is padded with silence. Safe to call from any thread.
         """
-        own_16k = None if own is None else to_mono_16k(own, sample_rate, channels=channels)
-        partner_16k = (
-            None if partner is None else to_mono_16k(partner, sample_rate, channels=channels)
-        )
-        n = (
-            max(len(x) for x in (own_16k, partner_16k) if x is not None)
-            if (own_16k is not None or partner_16k is not None)
-            else 0
-        )
+        converted = [
+            None if x is None else to_mono_16k(x, sample_rate, channels=channels)
+            for x in (own, partner)
+        ]
+        n = max((len(x) for x in converted if x is not None), default=0)
         if n == 0:
             return
-        own_16k = (
-            np.zeros(n, np.float32) if own_16k is None else np.pad(own_16k, (0, n - len(own_16k)))
-        )
-        partner_16k = (
-            np.zeros(n, np.float32)
-            if partner_16k is None
-            else np.pad(partner_16k, (0, n - len(partner_16k)))
+        own_16k, partner_16k = (
+            np.zeros(n, np.float32) if x is None else np.pad(x, (0, n - len(x))) for x in converted
         )
         with self._changed:
             self._check_open()
