@@ -30,6 +30,16 @@ def test_round_trip(saved, tmp_path):
     assert load_model(tmp_path).config == model.config  # a folder with one checkpoint
 
 
+def test_half_precision_file(saved, tmp_path):
+    model, full = saved
+    half = save_model(model, tmp_path / "half.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_model(half)
+    for name, value in loaded.state_dict().items():
+        assert value.dtype == torch.float32, name
+        torch.testing.assert_close(value, model.state_dict()[name], atol=2e-3, rtol=1e-2)
+
+
 @pytest.mark.parametrize("suffix", [".pt", ".pth", ".ckpt"])
 def test_pickles_are_refused_by_name(tmp_path, suffix):
     path = tmp_path / f"model{suffix}"

@@ -37,12 +37,23 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_model(model: INFPModel, path: str | Path, extra: dict[str, str] | None = None) -> Path:
-    """Write ``model`` to ``path`` (.safetensors) with its config and a digest in the metadata."""
+def save_model(
+    model: INFPModel,
+    path: str | Path,
+    extra: dict[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write ``model`` to ``path`` (.safetensors) with its config and a digest in the metadata.
+
+    ``dtype=torch.float16`` halves the file (weights are cast back to float32 on loading).
+    """
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"checkpoints are .safetensors files; got {path.name!r}")
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
     metadata = {
         "infp.format": FORMAT_VERSION,
         "infp.config": model.config.model_dump_json(),
