@@ -9,6 +9,7 @@ command (Debian: apt-get install espeak-ng).
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -48,9 +49,12 @@ def speak(text: str, speaker: str) -> np.ndarray:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_out = Path(__file__).resolve().parent / "conversation"
+    parser.add_argument("--out", type=Path, default=default_out, help="output folder")
+    out_dir = parser.parse_args().out
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is not installed: apt-get install espeak-ng")
-    out_dir = Path(__file__).resolve().parent / "conversation"
     tracks = {"own": [], "partner": []}
     cursor = 0
     turn_starts = []

@@ -1,0 +1,46 @@
+"""The bundled example conversation: real two-voice audio, and its generator still works."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from infp_sdk.audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME, read_wav
+
+CONVERSATION = ROOT / "examples" / "conversation"
+
+
+def activity(x: np.ndarray) -> np.ndarray:
+    frames = x[: len(x) // SAMPLES_PER_MOTION_FRAME * SAMPLES_PER_MOTION_FRAME]
+    rms = np.sqrt((frames.reshape(-1, SAMPLES_PER_MOTION_FRAME) ** 2).mean(axis=1))
+    return rms > 0.01
+
+
+def check_conversation(folder):
+    own, rate_own = read_wav(folder / "own.wav")
+    partner, rate_partner = read_wav(folder / "partner.wav")
+    assert rate_own == rate_partner == SAMPLE_RATE and len(own) == len(partner)
+    a, b = activity(own[:, 0]), activity(partner[:, 0])
+    assert 0.2 < a.mean() < 0.6 and 0.2 < b.mean() < 0.6  # both talk, neither all the time
+    assert (a & b).mean() < 0.1  # they take turns (backchannels overlap a little)
+    turns = np.flatnonzero(np.diff(a.astype(int) - b.astype(int)) != 0)
+    assert len(turns) >= 5
+
+
+def test_bundled_conversation_takes_turns():
+    check_conversation(CONVERSATION)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+def test_generator_script_regenerates_it(tmp_path):
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "make_conversation.py"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    check_conversation(tmp_path)
