@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
     tr.set_defaults(func=_cmd_train)
 
+    from .data.synth import register_cli as register_synth
+
+    register_synth(sub)
+
     info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")
     info.add_argument("--model", default="default", help="checkpoint path or bundled name")
     info.set_defaults(func=_cmd_info)
