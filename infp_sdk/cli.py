@@ -129,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_train)
 
     from .data.synth import register_cli as register_synth
+    from .runtime.onnx import register_cli as register_export
 
     register_synth(sub)
+    register_export(sub)
 
     info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")
     info.add_argument("--model", default="default", help="checkpoint path or bundled name")

@@ -174,6 +174,17 @@ def test_bad_chunk_is_rejected_and_loses_nothing(model, audio):
     )  # fmt: skip
 
 
+def test_onnxruntime_backend_gives_the_same_frames(model, audio):
+    pytest.importorskip("onnxruntime")
+    own, partner = audio
+    with Agent(model=model, backend="onnxruntime", seed=6) as agent:
+        push_in_chunks(agent, own, partner, 592)
+        agent.flush()
+        frames = agent.pull()
+    reference = generate_motion(model, own, partner, seed=6).latents
+    np.testing.assert_allclose(latents(frames), reference, atol=1e-4)
+
+
 def test_int16_and_other_rates(model):
     t = np.arange(48000) / 48000
     pcm = (np.sin(2 * np.pi * 200 * t) * 8000).astype(np.int16)

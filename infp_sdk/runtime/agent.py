@@ -40,6 +40,23 @@ def _pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _onnx_model(model: str | Path | INFPModel, device: str) -> INFPModel:
+    import tempfile
+
+    from .onnx import export_onnx, load_onnx_model
+
+    providers = {
+        "auto": None,
+        "cpu": ["CPUExecutionProvider"],
+    }.get(device, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    folder = Path(model) if isinstance(model, (str, Path)) else None
+    if folder is None or not (folder.is_dir() and (folder / "config.json").exists()):
+        source = model if isinstance(model, INFPModel) else load_model(model)
+        folder = Path(tempfile.mkdtemp(prefix="infp-onnx-"))
+        export_onnx(source, folder)
+    return load_onnx_model(folder, providers=providers)
+
+
 class AgentClosedError(RuntimeError):
     """The agent was closed; create a new one."""
 
@@ -49,9 +66,11 @@ class Agent:
 
     Args:
         portrait: reserved for the portrait renderer; motion-only agents pass None.
-        model: "default" (the bundled model), a checkpoint path, or an ``INFPModel``.
+        model: "default" (the bundled model), a checkpoint path, an ``INFPModel``, or (for the
+            onnxruntime backend) a folder written by ``infp-sdk export``.
         device: "auto", "cpu" or "cuda[:N]".
-        backend: "torch".
+        backend: "torch", or "onnxruntime" (the exported networks in onnxruntime; a model that
+            is not an export folder is exported to a temporary folder first).
         hop: frames generated per model call (default: the model's window). Smaller hops mean
             lower latency and more calls per second.
         seed: noise seed; the same audio and seed give the same frames.
@@ -76,10 +95,14 @@ class Agent:
                 "portrait rendering is not part of this version; create Agent() without a "
                 "portrait for motion only"
             )
-        if backend != "torch":
-            raise ValueError(f"unknown backend {backend!r}: this version runs backend='torch'")
-        self.device = _pick_device(device)
-        self.model = model if isinstance(model, INFPModel) else load_model(model)
+        if backend == "torch":
+            self.device = _pick_device(device)
+            self.model = model if isinstance(model, INFPModel) else load_model(model)
+        elif backend == "onnxruntime":
+            self.device = torch.device("cpu")  # onnxruntime picks its own device via providers
+            self.model = _onnx_model(model, device)
+        else:
+            raise ValueError(f"unknown backend {backend!r}: choose 'torch' or 'onnxruntime'")
         self.model = self.model.to(self.device).eval()
         self._stream = MotionStream(
             self.model, seed=seed, hop=hop, sampler=sampler, steps=steps, cfg_scale=cfg_scale

@@ -1,0 +1,211 @@
+"""ONNX export and the onnxruntime backend: parity with torch, integrity checks, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_model
+
+from infp_sdk.audio import SAMPLE_RATE
+from infp_sdk.model import CheckpointError, save_model
+from infp_sdk.runtime.generator import generate_motion
+from infp_sdk.runtime.onnx import (
+    OPSET,
+    OnnxDependencyError,
+    OrtMotionDiT,
+    export_onnx,
+    load_onnx_model,
+    register_cli,
+)
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One torch thread, like the sessions: on a small busy machine more threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(torch model, export folder, onnxruntime model) from one random model."""
+    model = random_model()
+    # non-trivial statistics, so standardisation round trips are part of the comparison
+    g = torch.Generator().manual_seed(1)
+    model.set_motion_stats(torch.randn(200, model.config.latent_dim, generator=g) * 0.3 + 0.1)
+    out = tmp_path_factory.mktemp("onnx")
+    export_onnx(model, out)
+    return model, out, load_onnx_model(out, threads=1)
+
+
+def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape
+    return (a - b).abs().max().item()
+
+
+def test_export_writes_checked_files_and_config(exported):
+    model, out, _ = exported
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["opset"] == OPSET
+    assert meta["config"] == model.config.model_dump(mode="json")
+    assert set(meta["files"]) == {"encoder.onnx", "guider.onnx", "denoiser.onnx"}
+    assert np.allclose(meta["motion_std"], model.motion_std.numpy())
+    assert np.allclose(meta["null_style"], model.dit.null_style.detach().numpy())
+    import onnx
+
+    for name, info in meta["files"].items():
+        onnx.checker.check_model(str(out / name))
+        assert (out / name).stat().st_size == info["bytes"]
+        opsets = {o.domain: o.version for o in onnx.load(str(out / name)).opset_import}
+        assert opsets[""] == OPSET
+
+
+def dit_inputs(model, batch: int, frames: int, seed: int) -> tuple[torch.Tensor, ...]:
+    cfg = model.config
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.tensor([1.0, 0.0, 1.0])[:batch]  # a dropped condition in a batch of 2
+    return (
+        torch.randn(batch, frames, cfg.latent_dim, generator=g),
+        torch.rand(batch, generator=g),
+        torch.randn(batch, frames, cfg.encoder.width, generator=g),
+        torch.randn(batch, cfg.dit.prev_frames, cfg.latent_dim, generator=g),
+        torch.randn(batch, cfg.style_dim, generator=g),
+        keep,
+        keep.flip(0),
+        torch.ones(batch),
+    )
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("frames", [10, 3])
+def test_denoiser_parity(exported, batch, frames):
+    model, _, ort_model = exported
+    args = dit_inputs(model, batch, frames, seed=10 * batch + frames)
+    with torch.no_grad():
+        expected = model.dit(*args)
+    got = ort_model.dit(*args)
+    assert expected.abs().max() > 0.1  # the random output layers make v depend on the inputs
+    assert max_err(got, expected) <= ATOL
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("frames", [10, 3])
+def test_encoder_and_guider_parity(exported, batch, frames):
+    model, _, ort_model = exported
+    cfg = model.config
+    g = torch.Generator().manual_seed(frames)
+    # +1 mel frame: a partial motion frame at the end is dropped by both backends
+    mel_len = (cfg.audio_context + frames + cfg.encoder.lookahead) * 4 + 1
+    mel = torch.randn(2 * batch, mel_len, 80, generator=g) * 3 - 6
+    style = torch.randn(batch, cfg.style_dim, generator=g)
+    with torch.no_grad():
+        audio = model.encoder(mel)
+        feature, speaking = model.guider(audio[:batch], audio[batch:], style)
+    ort_audio = ort_model.encoder(mel)
+    assert ort_audio.shape == (2 * batch, cfg.audio_context + frames, cfg.encoder.width)
+    assert max_err(ort_audio, audio) <= ATOL
+    ort_feature, ort_speaking = ort_model.guider(audio[:batch], audio[batch:], style)
+    assert max_err(ort_feature, feature) <= ATOL
+    assert max_err(ort_speaking, speaking) <= ATOL
+    both = ort_model.encode(mel[:batch], mel[batch:], style)
+    assert max_err(both[0], feature) <= 2 * ATOL
+
+
+def test_null_style_and_buffers_come_from_the_export(exported):
+    model, _, ort_model = exported
+    assert isinstance(ort_model.dit, OrtMotionDiT)
+    assert torch.equal(ort_model.style_vector(None, 2), model.style_vector(None, 2))
+    assert torch.equal(ort_model.motion_mean, model.motion_mean)
+    assert torch.equal(ort_model.motion_std, model.motion_std)
+    with pytest.raises(NotImplementedError, match="torch backend"):
+        ort_model.style_vector(torch.zeros(1, 20, model.config.latent_dim), 1)
+
+
+@pytest.mark.parametrize("cfg_scale", [None, 2.0])
+def test_generate_motion_matches_torch(exported, cfg_scale):
+    model, _, ort_model = exported
+    rng = np.random.default_rng(3)
+    n = int(2.1 * SAMPLE_RATE)  # 52 frames: five full hops and a partial one of 2 frames
+    envelope = (np.sin(np.arange(n) / SAMPLE_RATE * 2 * np.pi * 1.5) > 0).astype(np.float32)
+    own = (rng.standard_normal(n) * 0.2 * envelope).astype(np.float32)
+    partner = (rng.standard_normal(n) * 0.2 * (1 - envelope)).astype(np.float32)
+    expected = generate_motion(model, own, partner, seed=7, cfg_scale=cfg_scale)
+    got = generate_motion(ort_model, own, partner, seed=7, cfg_scale=cfg_scale)
+    assert got.latents.shape == expected.latents.shape == (52, model.config.latent_dim)
+    assert np.abs(got.latents - expected.latents).max() <= 1e-3
+    assert np.abs(got.speaking - expected.speaking).max() <= 1e-4
+    # a different seed moves the frames far more than the backends differ
+    other = generate_motion(model, own, partner, seed=8, cfg_scale=cfg_scale)
+    assert np.abs(other.latents - expected.latents).max() > 0.05
+
+
+@pytest.fixture
+def copy_of(exported, tmp_path):
+    _, out, _ = exported
+    return shutil.copytree(out, tmp_path / "export")
+
+
+def test_tampered_graph_is_rejected(copy_of):
+    path = copy_of / "denoiser.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in the middle of the weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"(?i)denoiser\.onnx.*SHA-256.*re-export"):
+        load_onnx_model(copy_of)
+
+
+def test_missing_graph_is_named(copy_of):
+    (copy_of / "guider.onnx").unlink()
+    with pytest.raises(CheckpointError, match=r"guider\.onnx is missing.*infp-sdk export"):
+        load_onnx_model(copy_of)
+
+
+def test_config_that_does_not_match_the_graphs(copy_of):
+    meta = json.loads((copy_of / "config.json").read_text())
+    meta["config"]["encoder"]["width"] = 32
+    (copy_of / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"encoder\.onnx.*different models"):
+        load_onnx_model(copy_of)
+    (copy_of / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"config\.json does not exist.*infp-sdk export"):
+        load_onnx_model(copy_of)
+    with pytest.raises(CheckpointError, match=r"nowhere does not exist.*infp-sdk export"):
+        load_onnx_model(copy_of / "nowhere")
+
+
+def test_missing_onnxruntime_says_what_to_install(copy_of, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(ImportError, match=r"infp-sdk\[onnx\]") as info:
+        load_onnx_model(copy_of)
+    assert isinstance(info.value, OnnxDependencyError) and "infp-sdk[gpu]" in str(info.value)
+
+
+def test_export_cli(tmp_path, capsys):
+    model = random_model(seed=1)
+    checkpoint = save_model(model, tmp_path / "m.safetensors")
+    parser = argparse.ArgumentParser(prog="infp-sdk")
+    register_cli(parser.add_subparsers(dest="command"))
+    out = tmp_path / "out"
+    args = parser.parse_args(["export", "--out", str(out), "--model", str(checkpoint)])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    for name in ("encoder.onnx", "guider.onnx", "denoiser.onnx", "config.json"):
+        assert (out / name).exists() and name in printed
+    loaded = load_onnx_model(out, threads=1)
+    assert loaded.config == model.config
+    inputs = dit_inputs(model, 1, 4, seed=0)
+    with torch.no_grad():
+        assert max_err(loaded.dit(*inputs), model.dit(*inputs)) <= ATOL
