@@ -129,9 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_train)
 
     from .data.synth import register_cli as register_synth
+    from .eval.report import register_cli as register_eval
     from .runtime.onnx import register_cli as register_export
 
     register_synth(sub)
+    register_eval(sub)
     register_export(sub)
 
     info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")

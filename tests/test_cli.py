@@ -33,7 +33,7 @@ def checkpoint(tmp_path_factory):
 def test_help_lists_the_commands():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("motion", "train", "synth", "export", "info"):
+    for command in ("motion", "train", "synth", "eval", "export", "info"):
         assert command in out.stdout
 
 
