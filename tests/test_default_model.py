@@ -1,0 +1,50 @@
+"""The bundled default model: it loads, it is small, and on the bundled conversation it talks
+while its own voice speaks and listens (mouth at rest) while the partner speaks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import ROOT
+
+from infp_sdk.audio import load_audio
+from infp_sdk.eval.metrics import frame_loudness_db
+from infp_sdk.model import load_model
+from infp_sdk.model.checkpoint import WEIGHTS_DIR
+from infp_sdk.motion import ARKIT_BLENDSHAPES
+
+CONVERSATION = ROOT / "examples" / "conversation"
+JAW = ARKIT_BLENDSHAPES.index("jawOpen")
+
+
+def test_default_model_is_bundled_and_small():
+    path = WEIGHTS_DIR / "default.safetensors"
+    assert path.exists() and path.stat().st_size < 25e6
+    assert (WEIGHTS_DIR / "MODEL_CARD.md").exists()
+    model = load_model()
+    assert model.config.preset == "realtime" and model.config.latent_dim == 62
+
+
+def test_main_job_shows_both_roles(tmp_path):
+    out = tmp_path / "motion.jsonl"
+    res = subprocess.run(
+        [sys.executable, "-m", "infp_sdk", "motion", "--own", str(CONVERSATION / "own.wav"),
+         "--partner", str(CONVERSATION / "partner.wav"), "-o", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    frames = [json.loads(line) for line in out.read_text().splitlines()]
+    jaw = np.array([f["blendshapes"][JAW] for f in frames])
+    speaking = np.array([f["speaking"] for f in frames])
+    own_db = frame_loudness_db(load_audio(CONVERSATION / "own.wav"))[: len(frames)]
+    partner_db = frame_loudness_db(load_audio(CONVERSATION / "partner.wav"))[: len(frames)]
+    own_only = (own_db > -45) & (partner_db < -60)
+    partner_only = (partner_db > -45) & (own_db < -60)
+    assert own_only.sum() > 50 and partner_only.sum() > 50
+    # talking: the mouth moves and `speaking` is high; listening: mouth still, `speaking` low
+    assert jaw[own_only].std() > 3 * jaw[partner_only].std()
+    assert speaking[own_only].mean() > 0.8 and speaking[partner_only].mean() < 0.2
+    assert np.corrcoef(jaw[own_only], own_db[own_only])[0, 1] > 0.3
