@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -66,7 +67,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     path = train(cfg, resume=args.resume)
-    print(f"saved {path}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"saved {path}")
     return 0
 
 

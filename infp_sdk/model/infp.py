@@ -129,6 +129,10 @@ class INFPModel(nn.Module):
         return self.style_encoder(self.standardise(reference))
 
     # ------------------------------------------------------------------ training
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The training losses (what DistributedDataParallel calls); see :meth:`loss`."""
+        return self.loss(batch)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One training step's losses.
 

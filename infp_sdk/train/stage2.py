@@ -17,14 +17,14 @@ def make_optimizer(
 
 
 def train_step(
-    model: INFPModel,
+    model: INFPModel | torch.nn.parallel.DistributedDataParallel,
     optimizer: torch.optim.Optimizer,
     batch: dict[str, torch.Tensor],
     max_grad_norm: float = 1.0,
 ) -> dict[str, float]:
-    """One optimisation step; returns the losses as floats."""
+    """One optimisation step (``model`` may be wrapped in DDP); returns the losses as floats."""
     model.train()
-    losses = model.loss(batch)
+    losses = model(batch)
     optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)

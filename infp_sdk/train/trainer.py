@@ -1,5 +1,9 @@
 """Stage-2 training on a dataset folder (see docs/dataset.md): ``infp-sdk train``.
 
+Under ``torchrun --nproc_per_node=N`` the same code trains with DistributedDataParallel (gloo on
+CPU, nccl on GPU): every rank draws its own windows, gradients are averaged, rank 0 writes logs
+and checkpoints.
+
 The paper's recipe: AdamW (lr 1e-4, weight decay 1e-2), condition dropout for guidance, a warm-up
 on one-sided clips (the partner channel silenced, so the model first learns to talk) and then
 dyadic clips. EMA weights are what gets validated and saved.
@@ -10,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
 from ..data.windows import Session, random_batch
-from ..model.checkpoint import save_model
+from ..model.checkpoint import save_model, tensors_digest
 from ..model.encoder import LOG_MEL_FLOOR
 from ..model.infp import INFPConfig, INFPModel, preset
 from .stage2 import EMA, make_optimizer, train_step
@@ -109,7 +114,16 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
     """Train and write ``out/model.safetensors`` (EMA weights); returns its path."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = dist.get_rank()
+    else:
+        rank = 0
+    main = rank == 0
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_sessions = load_sessions(Path(cfg.data), "train")
@@ -125,12 +139,16 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
     step = 0
     if resume and state_path.exists():
         step = load_train_state(state_path, model, ema, optimizer)
-        print(f"resumed from step {step}")
-    (out / "train_config.json").write_text(cfg.model_dump_json(indent=2))
-    generator = torch.Generator().manual_seed(cfg.seed + step)
+        if main:
+            print(f"resumed from step {step}")
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    if main:
+        (out / "train_config.json").write_text(cfg.model_dump_json(indent=2))
+    # each rank draws different windows; resuming continues a fresh, reproducible stream
+    generator = torch.Generator().manual_seed(cfg.seed + step + 1_000_003 * rank)
     val_gen = torch.Generator().manual_seed(12345)
     val_batches = [random_batch(val_sessions, cfg.batch_size, mconf, val_gen) for _ in range(4)]
-    log_path = out / "metrics.csv"
+    log_path = out / "metrics.csv" if main else Path(os.devnull)  # rank 0 logs for all
     new_log = not (resume and log_path.exists())
     with open(log_path, "w" if new_log else "a", newline="") as log_file:
         log = csv.writer(log_file)
@@ -144,15 +162,16 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             batch = random_batch(train_sessions, cfg.batch_size, mconf, generator)
             if step < cfg.one_sided_steps:
                 batch = silence_partner(batch)
-            losses = train_step(model, optimizer, batch)
+            losses = train_step(net, optimizer, batch)
             ema.update(model)
             step += 1
             window_count += cfg.batch_size
-            running.append(losses)
+            if main:
+                running.append(losses)
             val = ""
-            if step % cfg.val_every == 0 or step == cfg.steps:
+            if main and (step % cfg.val_every == 0 or step == cfg.steps):
                 val = f"{validate(ema.model, val_batches, cfg.seed):.5f}"
-            if step % cfg.log_every == 0 or val:
+            if main and (step % cfg.log_every == 0 or val):
                 rate = window_count / (time.perf_counter() - started)
                 mean = {k: sum(r.get(k, 0.0) for r in running) / len(running) for k in running[0]}
                 speaking = mean.get("speaking", 0.0)
@@ -167,9 +186,18 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
                     flush=True,
                 )
                 running = []
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 save_train_state(state_path, model, ema, optimizer, step)
                 save_model(ema.model, out / "model.safetensors", {"infp.step": str(step)})
-    summary = {"steps": step, "seconds": time.perf_counter() - started}
-    (out / "train_summary.json").write_text(json.dumps(summary))
+    # one line per rank, so a distributed run can be checked for ranks that drifted apart
+    print(f"rank {rank}: weights sha256 {tensors_digest(model.state_dict())}", flush=True)
+    if main:
+        summary = {
+            "steps": step,
+            "seconds": time.perf_counter() - started,
+            "ranks": (torch.distributed.get_world_size() if distributed else 1),
+        }
+        (out / "train_summary.json").write_text(json.dumps(summary))
+    if distributed:
+        torch.distributed.destroy_process_group()
     return out / "model.safetensors"
