@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -35,24 +34,15 @@ from infp_sdk.runtime.onnx import export_onnx, load_onnx_model
 
 
 def machine(threads: list[int]) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The shared machine description plus what this comparison needs to be read."""
+    from model_speed import machine as base  # same folder
+
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        **base(),
         "threads": threads,
         # the machine may be shared: the load says how much of it these numbers had
         "load_average_1min_at_start": os.getloadavg()[0],
-        "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
     }
 
 
