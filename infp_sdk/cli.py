@@ -20,7 +20,8 @@ def _cmd_motion(args: argparse.Namespace) -> int:
     from .model import load_model
     from .runtime.generator import generate_motion
 
-    torch.set_num_threads(args.threads) if args.threads else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = load_model(args.model)
     own = load_audio(args.own)
     partner = load_audio(args.partner) if args.partner else None
