@@ -51,8 +51,14 @@ def _cmd_motion(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .model.infp import preset
     from .train.trainer import TrainConfig, train
 
+    model_config = preset(args.preset)
+    if args.no_memory_banks:
+        model_config = model_config.model_copy(
+            update={"guider": model_config.guider.model_copy(update={"memory_banks": False})}
+        )
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -60,6 +66,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         one_sided_steps=args.one_sided_steps,
         batch_size=args.batch_size,
+        min_window=None if args.fixed_window else args.min_window,
         lr=args.lr,
         warmup_steps=args.warmup_steps,
         val_every=args.val_every,
@@ -67,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
     )
-    path = train(cfg, resume=args.resume)
+    path = train(cfg, model_config, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":
         print(f"saved {path}")
     return 0
@@ -122,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=20_000)
     tr.add_argument("--one-sided-steps", type=int, default=2_000)
     tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument(
+        "--min-window",
+        type=int,
+        default=1,
+        help="shortest training window; lengths are drawn from here up to the model's window so "
+        "short streaming hops are learned (default 1)",
+    )
+    tr.add_argument(
+        "--fixed-window", action="store_true", help="train on the model's window length only"
+    )
+    tr.add_argument(
+        "--no-memory-banks",
+        action="store_true",
+        help="ablation: a guider without M_v/M_nv (for comparisons, not for use)",
+    )
     tr.add_argument("--lr", type=float, default=1e-4)
     tr.add_argument("--warmup-steps", type=int, default=200)
     tr.add_argument("--val-every", type=int, default=500)

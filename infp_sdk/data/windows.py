@@ -91,12 +91,14 @@ def random_batch(
     config: INFPConfig,
     generator: torch.Generator,
     reference_frames: int = 50,
+    length: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """A batch of windows from random sessions and positions, each with a style reference.
 
-    The reference is another stretch of the same session's motion (the person's manner).
+    Windows have ``length`` frames (default: the model's window). The reference is another
+    stretch of the same session's motion (the person's manner).
     """
-    n = config.window
+    n = length or config.window
     items = []
     for _ in range(batch_size):
         s = sessions[int(torch.randint(len(sessions), (1,), generator=generator))]

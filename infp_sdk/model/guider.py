@@ -25,6 +25,11 @@ class GuiderConfig(BaseModel):
 
     bank_size: int = Field(64, ge=1, description="K, embeddings per bank")
     heads: int = Field(4, ge=1)
+    memory_banks: bool = Field(
+        True,
+        description="False is the ablation without M_v/M_nv: the two audio features are "
+        "projected and summed directly, and speaking comes from a linear read-out",
+    )
 
 
 class InteractiveMotionGuider(nn.Module):
@@ -35,21 +40,27 @@ class InteractiveMotionGuider(nn.Module):
         self.config = config
         self.width = width
         w, k = width, config.bank_size
-        self.bank_verbal = nn.Parameter(torch.randn(k, w))  # M_v
-        self.bank_nonverbal = nn.Parameter(torch.randn(k, w))  # M_nv
-        # style -> per-channel scales of each bank; zero-initialised so training starts unmodulated
-        self.style_to_scale = nn.Linear(style_dim, 2 * w)
-        nn.init.zeros_(self.style_to_scale.weight)
-        nn.init.zeros_(self.style_to_scale.bias)
+        banks = config.memory_banks
+        # (creation order kept stable: it fixes the initial weights for a given seed)
+        if banks:
+            self.bank_verbal = nn.Parameter(torch.randn(k, w))  # M_v
+            self.bank_nonverbal = nn.Parameter(torch.randn(k, w))  # M_nv
+            # style -> per-channel bank scales; zero-initialised so training starts unmodulated
+            self.style_to_scale = nn.Linear(style_dim, 2 * w)
+            nn.init.zeros_(self.style_to_scale.weight)
+            nn.init.zeros_(self.style_to_scale.bias)
         self.norm_own = nn.LayerNorm(w)
         self.norm_partner = nn.LayerNorm(w)
         self.query_own = nn.Linear(w, w)
         self.query_partner = nn.Linear(w, w)
-        self.kv_verbal = nn.Linear(w, 2 * w)
-        self.kv_nonverbal = nn.Linear(w, 2 * w)
+        if banks:
+            self.kv_verbal = nn.Linear(w, 2 * w)
+            self.kv_nonverbal = nn.Linear(w, 2 * w)
         self.out = nn.Linear(w, w)
         self.mlp_norm = nn.LayerNorm(w)
         self.mlp = Mlp(w, 4 * w)
+        if not banks:
+            self.speaking_head = nn.Linear(2 * w, 1)
 
     def modulated_banks(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """style (B, S) -> M_v', M_nv' (B, K, W), each embedding demodulated to unit RMS."""
@@ -70,6 +81,8 @@ class InteractiveMotionGuider(nn.Module):
         attention mass that went to the verbal bank.
         """
         b, t, w = own.shape
+        if not self.config.memory_banks:
+            return self._forward_without_banks(own, partner)
         h = self.config.heads
         bank_v, bank_nv = self.modulated_banks(style)
         q_v = self.query_own(self.norm_own(own)).view(b, t, h, w // h).transpose(1, 2)
@@ -85,4 +98,14 @@ class InteractiveMotionGuider(nn.Module):
         feature = self.out(read.transpose(1, 2).reshape(b, t, w))
         feature = feature + self.mlp(self.mlp_norm(feature))
         speaking = attn_v.sum(dim=-1).mean(dim=1)  # (B, T)
+        return feature, speaking
+
+    def _forward_without_banks(
+        self, own: torch.Tensor, partner: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        own_p = self.query_own(self.norm_own(own))  # (B, T, W)
+        partner_p = self.query_partner(self.norm_partner(partner))
+        feature = self.out(own_p + partner_p)
+        feature = feature + self.mlp(self.mlp_norm(feature))
+        speaking = torch.sigmoid(self.speaking_head(torch.cat([own_p, partner_p], -1))).squeeze(-1)
         return feature, speaking

@@ -38,6 +38,12 @@ class TrainConfig(BaseModel):
     steps: int = Field(20_000, ge=1)
     one_sided_steps: int = Field(2_000, ge=0, description="warm-up steps with partner silenced")
     batch_size: int = Field(32, ge=1)
+    min_window: int | None = Field(
+        1,
+        ge=1,
+        description="each batch's window length is drawn from min_window..the model's window, "
+        "so the model learns the short hops a low-latency stream asks for; None: fixed windows",
+    )
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     warmup_steps: int = Field(200, ge=0, description="linear learning-rate warm-up")
@@ -159,7 +165,11 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             lr = _lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = random_batch(train_sessions, cfg.batch_size, mconf, generator)
+            length = mconf.window
+            if cfg.min_window is not None and cfg.min_window < mconf.window:
+                draw = torch.randint(cfg.min_window, mconf.window + 1, (1,), generator=generator)
+                length = int(draw)
+            batch = random_batch(train_sessions, cfg.batch_size, mconf, generator, length=length)
             if step < cfg.one_sided_steps:
                 batch = silence_partner(batch)
             losses = train_step(net, optimizer, batch)
