@@ -50,8 +50,7 @@ def main() -> None:
             i = (k * CHUNK) % len(own)
             agent.push(own=own[i : i + CHUNK], partner=partner[i : i + CHUNK])
             if k % 25 == 0:  # let the worker keep up, as a real-time feed would
-                while agent._pending:
-                    time.sleep(0.001)
+                agent.wait_idle()
                 frames += len(agent.pull())
             if (k + 1) % per_sample == 0:
                 samples.append(((k + 1) / 50, rss_mb()))

@@ -16,12 +16,14 @@ from .motion import (
     to_arkit_order,
 )
 from .runtime.agent import Agent
+from .runtime.engine import Engine
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARKIT_BLENDSHAPES",
     "Agent",
+    "Engine",
     "FPS",
     "MEDIAPIPE_BLENDSHAPES",
     "UNITY_BLENDSHAPES",

@@ -135,9 +135,8 @@ def test_interrupt_silences_own_audio_not_yet_generated(model, audio):
         agent.pull()  # let the worker run
         agent.push(own=own[16000:24000], partner=partner[16000:24000])
         # wait until the worker has consumed everything pushed
-        while agent._pending or agent._busy:
-            threading.Event().wait(0.01)
-        cut = agent._stream.frames_out  # first frame not generated yet
+        assert agent.wait_idle(timeout=30)
+        cut = agent.frames_generated  # first frame not generated yet
         agent.interrupt()
         agent.push(partner=partner[24000:32000])
         agent.flush()

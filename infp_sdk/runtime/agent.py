@@ -5,17 +5,17 @@
         for frame in agent.pull():
             ...
 
-`push` only converts and queues audio, so it is safe to call from an audio callback thread; a
-worker thread runs the model and hands frames to `pull()`, the blocking iterator and the async
-iterator. Frames carry the media clock: frame i is centred at (i + 0.5) / 25 s after the first
-pushed sample, whatever the wall clock did.
+`push` only converts and queues audio, so it is safe to call from an audio callback thread; an
+engine's worker thread runs the model and hands frames to `pull()`, the blocking iterator and the
+async iterator. A standalone agent owns a private :class:`~infp_sdk.Engine`; many agents can
+share one (``engine.agent()``) so their model calls run batched. Frames carry the media clock:
+frame i is centred at (i + 0.5) / 25 s after the first pushed sample, whatever the wall clock did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,38 +23,10 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE, to_mono_16k
-from ..model.checkpoint import load_model
 from ..model.infp import INFPModel
 from ..motion import Frame
+from .engine import Engine, _Work
 from .generator import MotionStream
-
-
-def _pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} was asked for but torch sees no CUDA GPU (torch "
-            f"{torch.__version__}); use device='cpu' or 'auto', or install a CUDA build of torch"
-        )
-    return torch.device(device)
-
-
-def _onnx_model(model: str | Path | INFPModel, device: str) -> INFPModel:
-    import tempfile
-
-    from .onnx import export_onnx, load_onnx_model
-
-    providers = {
-        "auto": None,
-        "cpu": ["CPUExecutionProvider"],
-    }.get(device, ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    folder = Path(model) if isinstance(model, (str, Path)) else None
-    if folder is None or not (folder.is_dir() and (folder / "config.json").exists()):
-        source = model if isinstance(model, INFPModel) else load_model(model)
-        folder = Path(tempfile.mkdtemp(prefix="infp-onnx-"))
-        export_onnx(source, folder)
-    return load_onnx_model(folder, providers=providers)
 
 
 class AgentClosedError(RuntimeError):
@@ -71,6 +43,9 @@ class Agent:
         device: "auto", "cpu" or "cuda[:N]".
         backend: "torch", or "onnxruntime" (the exported networks in onnxruntime; a model that
             is not an export folder is exported to a temporary folder first).
+        engine: serve this agent from a shared :class:`~infp_sdk.Engine` (its model, device
+            and backend; ``model``, ``device`` and ``backend`` are then ignored). By default
+            the agent has an engine of its own.
         hop: frames generated per model call (default: the model's window). Smaller hops mean
             lower latency and more calls per second.
         seed: noise seed; the same audio and seed give the same frames.
@@ -84,6 +59,7 @@ class Agent:
         device: str = "auto",
         backend: str = "torch",
         *,
+        engine: Engine | None = None,
         hop: int | None = None,
         seed: int = 0,
         sampler: str | None = None,
@@ -95,29 +71,26 @@ class Agent:
                 "portrait rendering is not part of this version; create Agent() without a "
                 "portrait for motion only"
             )
-        if backend == "torch":
-            self.device = _pick_device(device)
-            self.model = model if isinstance(model, INFPModel) else load_model(model)
-        elif backend == "onnxruntime":
-            self.device = torch.device("cpu")  # onnxruntime picks its own device via providers
-            self.model = _onnx_model(model, device)
-        else:
-            raise ValueError(f"unknown backend {backend!r}: choose 'torch' or 'onnxruntime'")
-        self.model = self.model.to(self.device).eval()
+        self._owns_engine = engine is None
+        self.engine = Engine(model, device, backend) if engine is None else engine
+        self.model = self.engine.model
+        self.device = self.engine.device
         self._stream = MotionStream(
             self.model, seed=seed, hop=hop, sampler=sampler, steps=steps, cfg_scale=cfg_scale
         )
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        self._changed = self.engine._changed  # one lock per engine: its worker serves us all
         self._pending: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
         self._frames: collections.deque[Frame] = collections.deque()
-        self._generation = 0  # bumped by reset(): the worker drops work of older generations
+        self._generation = 0  # bumped by reset(): frames of older generations are dropped
         self._busy = False
         self._flush = False
         self._closed = False
         self._error: BaseException | None = None
-        self._worker = threading.Thread(target=self._run, name="infp-agent", daemon=True)
-        self._worker.start()
+        try:
+            self.engine._attach(self)
+        except BaseException:
+            self._closed = True
+            raise
 
     # ------------------------------------------------------------------ input
     def push(
@@ -241,13 +214,43 @@ class Agent:
     def _next_frame(self) -> Frame | None:
         return next(self.frames(), None)
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every chunk pushed so far has been turned into the frames it allows.
+
+        Frames waiting for more audio (the next hop, the look-ahead) are not forced out; use
+        :meth:`flush` at the end of input for those. Returns False on timeout.
+        """
+        with self._changed:
+            done = self._changed.wait_for(
+                lambda: (
+                    self._error is not None
+                    or self._closed
+                    or not (self._pending or self._busy or self._flush)
+                ),
+                timeout,
+            )
+            self._raise_worker_error()
+            return done
+
+    @property
+    def frames_generated(self) -> int:
+        """Frames generated since the start or the last ``reset()`` (pulled or not)."""
+        with self._changed:
+            return self._stream.frames_out
+
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Stop the worker; frames already produced can still be pulled."""
+        """Stop serving this agent; frames already produced can still be pulled."""
+        if self._owns_engine:
+            self.engine.close()  # detaches us too
+        else:
+            self._detach()
+
+    def _detach(self) -> None:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-        self._worker.join(timeout=5)
+        self.engine._remove(self)
 
     def __enter__(self) -> Agent:
         return self
@@ -261,7 +264,7 @@ class Agent:
         except Exception:
             pass
 
-    # ------------------------------------------------------------------ worker
+    # ------------------------------------------------------------------ the engine's side
     def _check_open(self) -> None:
         if self._closed:
             raise AgentClosedError("this Agent is closed; create a new one")
@@ -269,43 +272,30 @@ class Agent:
 
     def _raise_worker_error(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"the agent's generation thread failed: {self._error!r}") from (
-                self._error
-            )
+            raise RuntimeError(f"the agent's generation failed: {self._error!r}") from (self._error)
 
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._pending or self._flush or self._closed)
-                if self._closed:
-                    return
-                chunks = list(self._pending)
-                self._pending.clear()
-                flush, generation = self._flush, self._generation
-                self._busy = True
-            try:
-                rows = []
-                if chunks:
-                    own = np.concatenate([c[0] for c in chunks])
-                    partner = np.concatenate([c[1] for c in chunks])
-                    rows = self._stream.feed(own, partner)
-                start = self._stream.frames_out - len(rows)
-                if flush:
-                    rows += self._stream.flush()
-                frames = [
-                    Frame.from_rig_latent(start + i, latent, speaking)
-                    for i, (latent, speaking) in enumerate(rows)
-                ]
-            except BaseException as e:  # surfaced to the caller on its next call
-                with self._changed:
-                    self._error = e
-                    self._busy = False
-                    self._changed.notify_all()
-                return
-            with self._changed:
-                self._busy = False
-                if generation == self._generation:
-                    self._frames.extend(frames)
-                    if flush:
-                        self._flush = False
-                self._changed.notify_all()
+    # Called by the engine's worker with the lock held, except where noted.
+    def _has_work(self) -> bool:
+        return not self._closed and self._error is None and bool(self._pending or self._flush)
+
+    def _take_work(self) -> _Work:
+        work = _Work(self, list(self._pending), self._flush, self._generation)
+        self._pending.clear()
+        self._busy = True
+        return work
+
+    def _deliver(self, rows: list[tuple[np.ndarray, float]], generation: int) -> None:
+        if generation != self._generation:
+            return
+        start = self._stream.frames_out - len(rows)
+        self._frames.extend(
+            Frame.from_rig_latent(start + i, latent, speaking)
+            for i, (latent, speaking) in enumerate(rows)
+        )
+
+    def _finish_work(self, work: _Work) -> None:
+        self._busy = False
+        if work.error is not None:
+            self._error = work.error
+        if work.flush and work.generation == self._generation:
+            self._flush = False

@@ -112,30 +112,41 @@ class MotionStream:
         self._audio[0, max(0, first_sample) :] = 0.0
 
     @property
+    def sampling(self) -> tuple[str | None, int | None, float | None]:
+        """(sampler, steps, cfg_scale) overrides; hops batch together only when these match."""
+        return self.sampler, self.steps, self.cfg_scale
+
+    @property
+    def frames_available(self) -> int:
+        """Frames whose audio has fully arrived (what ``flush`` generates up to)."""
+        return self.samples // SAMPLES_PER_MOTION_FRAME
+
+    @property
     def mel_frames(self) -> int:
         return self._mel_start + self._mel.shape[1]
 
     def feed(self, own: np.ndarray, partner: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Append equal-length 16 kHz float32 chunks; return the frames now computable."""
-        if len(own) != len(partner):
-            raise ValueError("own and partner chunks must have the same length")
-        if len(own):
-            self._append_audio(np.stack([own, partner]).astype(np.float32, copy=False))
+        self.append(own, partner)
         out = []
-        lookahead = self.model.config.encoder.lookahead
-        while (self.frames_out + self.hop + lookahead) * MEL_FRAMES_PER_MOTION_FRAME <= (
-            self.mel_frames
-        ):
-            out += self._generate(self.hop)
+        while self.hop_ready():
+            out += self._generate()
         return out
 
     def flush(self) -> list[tuple[np.ndarray, float]]:
         """Generate every remaining frame that has audio; missing look-ahead counts as silence."""
-        total = self.samples // SAMPLES_PER_MOTION_FRAME
+        total = self.frames_available
         out = []
         while self.frames_out < total:
-            out += self._generate(min(self.hop, total - self.frames_out), end=total)
+            out += self._generate(end=total)
         return out
+
+    def append(self, own: np.ndarray, partner: np.ndarray) -> None:
+        """Append equal-length 16 kHz float32 chunks without generating anything."""
+        if len(own) != len(partner):
+            raise ValueError("own and partner chunks must have the same length")
+        if len(own):
+            self._append_audio(np.stack([own, partner]).astype(np.float32, copy=False))
 
     def _append_audio(self, chunk: np.ndarray) -> None:
         self._audio = np.concatenate([self._audio, chunk], axis=1)
@@ -161,40 +172,101 @@ class MotionStream:
         piece = self._mel[:, a - self._mel_start : b - self._mel_start]
         return torch.nn.functional.pad(piece, (0, 0, a - lo, hi - b), value=LOG_MEL_FLOOR)
 
-    @torch.no_grad()
-    def _generate(self, count: int, end: int | None = None) -> list[tuple[np.ndarray, float]]:
-        model, cfg = self.model, self.model.config
+    def hop_ready(self) -> bool:
+        """Whether the next hop's audio and look-ahead have all arrived."""
+        lookahead = self.model.config.encoder.lookahead
+        needed = (self.frames_out + self.hop + lookahead) * MEL_FRAMES_PER_MOTION_FRAME
+        return needed <= self.mel_frames
+
+    def next_hop(self, end: int | None = None) -> HopInputs:
+        """What the model needs for the next hop (``end``: the last frame with audio, on flush)."""
+        cfg = self.model.config
         k = MEL_FRAMES_PER_MOTION_FRAME
         start = self.frames_out
+        count = self.hop if end is None else min(self.hop, end - start)
         context, lookahead = cfg.audio_context, cfg.encoder.lookahead
-        window = self._mel_window(
+        mel = self._mel_window(
             (start - context) * k,
             (start + count + lookahead) * k,
             None if end is None else end * k,
         )
         device = self._latents.device
-        window = window.to(device)
-        feature, speaking = model.encode(window[:1], window[1:], self.style)
         prev, has_prev = prev_context(self._latents, cfg.dit.prev_frames, cfg.latent_dim)
-        x = model.sample_window(
-            feature[:, -count:],
-            prev,
-            self.style,
-            hop_noise(self.seed, start, (1, count, cfg.latent_dim)).to(device),
-            has_prev=torch.tensor([has_prev], device=device),
-            sampler=self.sampler,
-            steps=self.steps,
-            cfg_scale=self.cfg_scale,
-        )[0]
-        self._latents = torch.cat([self._latents, x])[-cfg.dit.prev_frames :]
+        return HopInputs(
+            mel=mel.to(device),
+            prev=prev,
+            has_prev=has_prev,
+            style=self.style,
+            noise=hop_noise(self.seed, start, (1, count, cfg.latent_dim)).to(device),
+            sampling=self.sampling,
+        )
+
+    def accept(
+        self, latents: torch.Tensor, speaking: torch.Tensor
+    ) -> list[tuple[np.ndarray, float]]:
+        """Take the generated hop (count, D), (count,) and move the stream past it."""
+        cfg = self.model.config
+        count = latents.shape[0]
+        self._latents = torch.cat([self._latents, latents])[-cfg.dit.prev_frames :]
         self.frames_out += count
         # drop mel that no later hop can reach (it needs `context` frames before its start)
-        drop = (self.frames_out - context) * k - self._mel_start
+        drop = (self.frames_out - cfg.audio_context) * MEL_FRAMES_PER_MOTION_FRAME - self._mel_start
         if drop > 0:
             self._mel = self._mel[:, drop:]
             self._mel_start += drop
-        x, speak = x.cpu(), speaking[0, -count:].cpu()
+        x, speak = latents.cpu(), speaking.cpu()
         return [(x[i].numpy(), float(speak[i])) for i in range(count)]
+
+    def _generate(self, end: int | None = None) -> list[tuple[np.ndarray, float]]:
+        ((latents, speaking),) = generate_hops(self.model, [self.next_hop(end)])
+        return self.accept(latents, speaking)
+
+
+@dataclass
+class HopInputs:
+    """One stream's inputs for one hop of ``count`` frames (batch axis of 1 everywhere)."""
+
+    mel: torch.Tensor  # (2, (context + count + lookahead) * 4, 80): own, partner
+    prev: torch.Tensor  # (1, P, D)
+    has_prev: float
+    style: torch.Tensor  # (1, S)
+    noise: torch.Tensor  # (1, count, D)
+    sampling: tuple[str | None, int | None, float | None]  # sampler, steps, cfg_scale
+
+    @property
+    def count(self) -> int:
+        return self.noise.shape[1]
+
+
+@torch.no_grad()
+def generate_hops(
+    model: INFPModel, hops: list[HopInputs]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Run hops of many streams as one batch: one encoder and one sampler call.
+
+    Every hop must have the same frame count and sampling settings. Returns, per hop, the
+    latents (count, D) and speaking (count,).
+    """
+    first = hops[0]
+    if any(h.count != first.count or h.sampling != first.sampling for h in hops):
+        raise ValueError("hops batched together need the same length and sampling settings")
+    mel = torch.stack([h.mel for h in hops])  # (B, 2, M, 80)
+    style = torch.cat([h.style for h in hops])
+    feature, speaking = model.encode(mel[:, 0], mel[:, 1], style)
+    device = feature.device
+    sampler, steps, cfg_scale = first.sampling
+    x = model.sample_window(
+        feature[:, -first.count :],
+        torch.cat([h.prev for h in hops]),
+        style,
+        torch.cat([h.noise for h in hops]),
+        has_prev=torch.tensor([h.has_prev for h in hops], device=device),
+        sampler=sampler,
+        steps=steps,
+        cfg_scale=cfg_scale,
+    )
+    speaking = speaking[:, -first.count :]
+    return [(x[i], speaking[i]) for i in range(len(hops))]
 
 
 def generate_motion(
