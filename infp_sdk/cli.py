@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
     tr.set_defaults(func=_cmd_train)
 
+    from .bench import register_cli as register_bench
     from .data.synth import register_cli as register_synth
     from .eval.report import register_cli as register_eval
     from .runtime.onnx import register_cli as register_export
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_synth(sub)
     register_eval(sub)
     register_export(sub)
+    register_bench(sub)
 
     info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")
     info.add_argument("--model", default="default", help="checkpoint path or bundled name")

@@ -33,7 +33,7 @@ def checkpoint(tmp_path_factory):
 def test_help_lists_the_commands():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("motion", "train", "synth", "eval", "export", "info"):
+    for command in ("motion", "train", "synth", "eval", "export", "bench", "info"):
         assert command in out.stdout
 
 
@@ -84,3 +84,29 @@ def test_pickle_model_is_refused(tmp_path):
     torch.save({"w": torch.zeros(1)}, bad)
     res = run("motion", "--own", str(OWN), "-o", str(tmp_path / "x.jsonl"), "--model", str(bad))
     assert res.returncode == 2 and "pickle" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bench_times_every_frame_of_several_agents(checkpoint, tmp_path):
+    out = run("bench", "--model", str(checkpoint), "--seconds", "3", "--agents", "1", "3",
+              "--hop", "2", "--json", str(tmp_path / "bench.json"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "sustained" in out.stdout
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["machine"]["cores"] >= 1
+    one, three = result["results"]
+    assert (one["agents"], three["agents"]) == (1, 3)
+    for r in (one, three):
+        assert r["frames"] == r["frames_expected"] > 0
+        lat, alg = r["latency_ms"], r["algorithmic_ms"]
+        assert lat["p50"] <= lat["p95"] <= lat["p99"]
+        assert alg["p95"] <= lat["p95"]  # waiting for the hop's audio is part of the latency
+    assert three["mean_batch"] > 1.0  # three agents' hops shared model calls
+
+
+def test_bench_without_the_example_audio_says_what_to_pass(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "infp_sdk", "bench", "--seconds", "1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--own" in proc.stderr and "examples/conversation" in proc.stderr

@@ -1,0 +1,248 @@
+"""Streaming measurements: latency of one agent, agents sustained in real time.
+
+Audio is pushed in 20 ms chunks on a real-time schedule by a feeder thread (to every agent at
+once), while one thread per agent takes frames from its blocking iterator. For each frame:
+
+- its audio dependency is the last sample its features read: the end of frame i + look-ahead;
+- latency = the time the frame became available - the time that sample was pushed;
+- the algorithmic part = how long after that sample the audio that triggers the frame's hop
+  (the hop's last frame + look-ahead) arrived: waiting imposed by the hop, not by compute;
+- the compute part = latency - the algorithmic part.
+
+Used by ``infp-sdk bench`` and by the scripts in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME, load_audio
+from .model.infp import INFPModel
+from .runtime.engine import Engine
+
+CHUNK = SAMPLE_RATE // 50  # 20 ms
+
+# An agent is "sustained in real time" when its frames keep up with the audio: the compute part
+# of the latency stays below this at the 95th percentile (no backlog builds up).
+SUSTAINED_COMPUTE_P95_MS = 250.0
+
+
+def machine() -> dict:
+    """A description of this machine for benchmark results."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def looped(own: np.ndarray, partner: np.ndarray, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two tracks repeated (or cut) to ``seconds``."""
+    n = int(seconds * SAMPLE_RATE)
+    length = max(len(own), len(partner))
+    own = np.pad(own, (0, length - len(own)))
+    partner = np.pad(partner, (0, length - len(partner)))
+    reps = -(-n // length)
+    return np.tile(own, reps)[:n], np.tile(partner, reps)[:n]
+
+
+def _percentiles(x: np.ndarray) -> dict[str, float]:
+    return {f"p{q}": float(np.percentile(x, q)) for q in (50, 95, 99)} if len(x) else {}
+
+
+def run_realtime(
+    model: INFPModel,
+    own: np.ndarray,
+    partner: np.ndarray,
+    *,
+    agents: int = 1,
+    hop: int | None = None,
+    shared: bool = True,
+    label: str = "",
+) -> dict:
+    """Feed ``agents`` agents the same conversation at real-time pace and time their frames.
+
+    ``model`` is a torch model or one loaded by ``load_onnx_model``. ``shared``: all agents on
+    one :class:`Engine` (batched model calls); otherwise one engine, and thread, per agent.
+    """
+    engines = [Engine(model=model)] if shared else [Engine(model=model) for _ in range(agents)]
+    crowd = [engines[k % len(engines)].agent(seed=k, hop=hop) for k in range(agents)]
+    hop = crowd[0]._stream.hop
+    lookahead = model.config.encoder.lookahead
+    chunks = len(own) // CHUNK
+    pushed_at = np.zeros(chunks)
+    expected = chunks * CHUNK // SAMPLES_PER_MOTION_FRAME
+    emitted = (expected - lookahead) // hop * hop  # the tail waits for audio that never comes
+    records: list[list[tuple[int, float]]] = [[] for _ in crowd]
+    start = time.perf_counter() + 0.2
+
+    def feed() -> None:
+        for k in range(chunks):
+            delay = start + k * CHUNK / SAMPLE_RATE - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            piece = slice(k * CHUNK, (k + 1) * CHUNK)
+            for agent in crowd:
+                agent.push(own=own[piece], partner=partner[piece])
+            pushed_at[k] = time.perf_counter()
+
+    def collect(n: int) -> None:
+        for frame in crowd[n].frames(timeout=20):
+            records[n].append((frame.index, time.perf_counter()))
+            if frame.index + 1 >= emitted:
+                return
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    threads = [threading.Thread(target=feed)]
+    threads += [threading.Thread(target=collect, args=(n,)) for n in range(agents)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    batches = sum(e.batches for e in engines)
+    hops = sum(e.hops for e in engines)
+    for e in engines:
+        e.close()
+    latency, algorithmic = [], []
+    for rec in records:
+        for i, now in rec:
+            dep_sample = (i + 1 + lookahead) * SAMPLES_PER_MOTION_FRAME - 1
+            trigger_sample = ((i // hop + 1) * hop + lookahead) * SAMPLES_PER_MOTION_FRAME - 1
+            latency.append(now - pushed_at[dep_sample // CHUNK])
+            algorithmic.append(pushed_at[trigger_sample // CHUNK] - pushed_at[dep_sample // CHUNK])
+    lat, alg = np.array(latency) * 1000, np.array(algorithmic) * 1000
+    comp = lat - alg
+    audio_s = len(own) / SAMPLE_RATE
+    complete = all(len(r) >= emitted for r in records)
+    compute = _percentiles(comp)
+    return {
+        "label": label,
+        "agents": agents,
+        "shared_engine": shared,
+        "hop_frames": hop,
+        "lookahead_frames": lookahead,
+        "frames": len(lat),
+        "frames_expected": emitted * agents,
+        "latency_ms": _percentiles(lat),
+        "algorithmic_ms": _percentiles(alg),
+        "compute_ms": compute,
+        "sustained": bool(complete and compute and compute["p95"] <= SUSTAINED_COMPUTE_P95_MS),
+        "mean_batch": hops / max(batches, 1),
+        "cpu_seconds_per_audio_second": cpu / audio_s,
+        "cpu_cores_busy": cpu / wall,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "latencies_ms": lat.round(2).tolist() if agents == 1 else [],
+    }
+
+
+def format_rows(rows: list[dict]) -> str:
+    """A table of :func:`run_realtime` results."""
+    head = (
+        f"{'run':<14} {'agents':>6} {'hop':>3} {'p50':>6} {'p95':>6} {'p99':>6} {'algo95':>6} "
+        f"{'comp95':>6} {'batch':>5} {'CPU s/s':>7} {'RSS MB':>6}  sustained"
+    )
+    lines = [head]
+    for r in rows:
+        lat, comp = r["latency_ms"], r["compute_ms"]
+        lines.append(
+            f"{r['label']:<14} {r['agents']:>6} {r['hop_frames']:>3} {lat.get('p50', 0):>6.0f} "
+            f"{lat.get('p95', 0):>6.0f} {lat.get('p99', 0):>6.0f} "
+            f"{r['algorithmic_ms'].get('p95', 0):>6.0f} {comp.get('p95', 0):>6.0f} "
+            f"{r['mean_batch']:>5.1f} {r['cpu_seconds_per_audio_second']:>7.2f} "
+            f"{r['peak_rss_mb']:>6.0f}  {'yes' if r['sustained'] else 'no'}"
+        )
+    return "\n".join(lines)
+
+
+def load_backend(model: str | Path | INFPModel, backend: str, threads: int | None = None):
+    """The model for ``backend``: torch as is, onnxruntime exported to a temporary folder."""
+    from .model.checkpoint import load_model
+
+    net = model if isinstance(model, INFPModel) else load_model(model)
+    if backend == "torch":
+        return net
+    if backend != "onnxruntime":
+        raise ValueError(f"unknown backend {backend!r}: choose 'torch' or 'onnxruntime'")
+    import tempfile
+
+    from .runtime.onnx import export_onnx, load_onnx_model
+
+    folder = Path(tempfile.mkdtemp(prefix="infp-bench-"))
+    export_onnx(net, folder)
+    return load_onnx_model(folder, threads=threads)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    own_path, partner_path = Path(args.own), Path(args.partner)
+    for p in (own_path, partner_path):
+        if not p.exists():
+            raise FileNotFoundError(
+                f"{p} not found: run from the repository root (it holds examples/conversation) "
+                "or pass --own and --partner WAV files"
+            )
+    own, partner = looped(load_audio(own_path), load_audio(partner_path), args.seconds)
+    rows = []
+    print(format_rows([]), flush=True)
+    for backend in args.backends:
+        model = load_backend(args.model, backend, args.threads)
+        for n in args.agents:
+            rows.append(run_realtime(model, own, partner, agents=n, hop=args.hop, label=backend))
+            print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+    result = {
+        "benchmark": "bench",
+        "machine": machine(),
+        "seconds": args.seconds,
+        "chunk_ms": 20,
+        "sustained_rule": f"all frames arrived and compute p95 <= {SUSTAINED_COMPUTE_P95_MS} ms",
+        "results": rows,
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"saved {args.json}")
+    return 0
+
+
+def register_cli(sub) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="measure streaming latency and agents sustained in real time on this machine",
+        description="Push a conversation in 20 ms chunks at real-time pace to N agents on one "
+        "engine and report per-frame latency (p50/p95/p99, algorithmic and compute parts), CPU "
+        "per audio second and peak memory.",
+    )
+    bench.add_argument("--own", default="examples/conversation/own.wav")
+    bench.add_argument("--partner", default="examples/conversation/partner.wav")
+    bench.add_argument("--model", default="default", help="checkpoint path or bundled name")
+    bench.add_argument("--seconds", type=float, default=20.0, help="audio per run (looped)")
+    bench.add_argument("--agents", type=int, nargs="+", default=[1], help="agent counts to try")
+    bench.add_argument("--hop", type=int, help="frames per hop (default: the model's)")
+    bench.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime"])
+    bench.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime")
+    bench.add_argument("--json", help="also save the results here")
+    bench.set_defaults(func=_cmd_bench)
