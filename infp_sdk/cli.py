@@ -156,12 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import register_cli as register_bench
     from .data.synth import register_cli as register_synth
     from .eval.report import register_cli as register_eval
+    from .live import register_cli as register_live
     from .runtime.onnx import register_cli as register_export
 
     register_synth(sub)
     register_eval(sub)
     register_export(sub)
     register_bench(sub)
+    register_live(sub)
 
     info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")
     info.add_argument("--model", default="default", help="checkpoint path or bundled name")

@@ -207,6 +207,12 @@ class MotionPublisher:
     def hello(self) -> Hello:
         return self._hello
 
+    def announce(self, control: str | None = None, audio: str | None = None) -> None:
+        """Set the control and audio endpoints that ``hello`` announces."""
+        with self._lock:
+            self._hello = self._hello.model_copy(update={"control": control, "audio": audio})
+            self._hello_bytes = encode(self._hello)
+
     # ------------------------------------------------------------------ sending
     def _send(self, topic: bytes, payload: bytes) -> bool:
         try:

@@ -1,0 +1,593 @@
+"""``infp-sdk live`` (audio sources -> Agent -> sinks, in real time) and ``infp-sdk devices``.
+
+    infp-sdk live --own mic --partner device:monitor --zmq tcp://127.0.0.1:5555 \\
+        --vmc 127.0.0.1:39539
+
+The pieces, each usable on its own from Python: sources write into an
+:class:`~infp_sdk.audio.sources.AudioMixer`, which pushes both channels into the
+:class:`~infp_sdk.Agent` on one real-time clock; :class:`Pipeline` takes the agent's frames and
+hands them to each sink through an :class:`~infp_sdk.io.sinks.Output` (its own thread, optional
+fps conversion, paced by a shared :class:`~infp_sdk.io.sinks.PlayoutClock`), serves the control
+and audio sockets, and measures latency for the status line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME
+from .audio.sources import AudioDeviceError, AudioMixer, DeviceSource, WavFileSource
+from .motion import FPS, Frame
+
+# ----------------------------------------------------------------------------------------------
+# Latency
+# ----------------------------------------------------------------------------------------------
+
+
+class LatencyMeter:
+    """Latency of each frame = when it was pulled from the agent - when the audio it depends on
+    was pushed into the agent.
+
+    Frame i depends on audio up to the end of frame i plus the encoder's look-ahead, i.e. sample
+    ``(i + 1 + lookahead) * 640``; the push that carried that sample gives the second time. This
+    is the agent's own latency (hop, look-ahead and compute); the mixer's jitter buffer and the
+    sinks' playout delay come on top and are reported separately.
+    """
+
+    def __init__(self, lookahead: int, window: int = 250):
+        self.lookahead = lookahead
+        self._pushes: collections.deque[tuple[int, float]] = collections.deque()
+        self.samples: collections.deque[float] = collections.deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def on_push(self, pushed: int, wall: float) -> None:
+        with self._lock:
+            self._pushes.append((pushed, wall))
+
+    def on_frame(self, index: int, wall: float) -> float | None:
+        need = (index + 1 + self.lookahead) * SAMPLES_PER_MOTION_FRAME
+        with self._lock:
+            # pushes that end before `need` can never matter again (frames come in order)
+            while len(self._pushes) > 1 and self._pushes[1][0] <= need:
+                self._pushes.popleft()
+            for end, pushed_at in self._pushes:
+                if end >= need:
+                    self.samples.append(wall - pushed_at)
+                    return wall - pushed_at
+        return None  # generated from look-ahead padding (flush): no push to measure from
+
+    def reset(self) -> None:
+        with self._lock:
+            self._pushes.clear()
+            self.samples.clear()
+
+    def p95(self) -> float | None:
+        with self._lock:
+            return float(np.percentile(list(self.samples), 95)) if self.samples else None
+
+
+# ----------------------------------------------------------------------------------------------
+# Pipeline
+# ----------------------------------------------------------------------------------------------
+
+
+class Pipeline:
+    """Agent + mixer + outputs (+ publisher, control server): everything ``live`` runs.
+
+    Also the control socket's handler (reset, interrupt, style, audio, hello, ping, stats).
+    """
+
+    def __init__(self, agent, outputs: list, *, clock=None, publisher=None, latency=0.06):
+        self.agent = agent
+        self.outputs = outputs
+        self.clock = clock
+        self.publisher = publisher
+        self.meter = LatencyMeter(agent.model.config.encoder.lookahead)
+        self.mixer = AudioMixer(self._push, latency=latency, on_push=self.meter.on_push)
+        self.frames_out = 0
+        self.last_t: float | None = None
+        self._recent: collections.deque[float] = collections.deque(maxlen=200)
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the mixer's clock (sources may already be writing)."""
+        self.mixer.start()
+        self._set_origin()
+
+    def _push(self, own: np.ndarray, partner: np.ndarray) -> None:
+        self.agent.push(own=own, partner=partner, sample_rate=SAMPLE_RATE)
+
+    # ------------------------------------------------------------------ frames
+    def step(self, timeout: float = 0.1) -> int:
+        """Hand every frame ready within ``timeout`` to the outputs; returns how many."""
+        first = next(self.agent.frames(timeout=timeout), None)
+        frames = ([] if first is None else [first]) + self.agent.pull()
+        for frame in frames:
+            self._deliver(frame)
+        if self.mixer.error is not None:
+            raise RuntimeError(f"audio mixer failed: {self.mixer.error}") from self.mixer.error
+        return len(frames)
+
+    def _deliver(self, frame: Frame) -> None:
+        now = time.monotonic()
+        self.meter.on_frame(frame.index, now)
+        if self.clock is not None:
+            self.clock.observe(frame.t, now)
+        with self._lock:
+            self.frames_out += 1
+            self.last_t = frame.t
+            self._recent.append(now)
+        for out in self.outputs:
+            out.put(frame)
+
+    def fps(self, span: float = 2.0) -> float:
+        """Frames per second out of the agent over the last ``span`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._recent if t >= now - span]
+        return len(recent) / span
+
+    def dropped(self) -> int:
+        return sum(o.dropped for o in self.outputs)
+
+    # ------------------------------------------------------------------ control handler
+    def reset(self) -> None:
+        def _reset():
+            self.agent.reset()
+            self.meter.reset()
+            if self.clock is not None:
+                self.clock.reset()
+            for out in self.outputs:
+                out.reset()
+
+        self.mixer.reset(_reset)
+        self._set_origin()
+
+    def _set_origin(self) -> None:
+        if self.clock is not None:
+            self.clock.origin = self.mixer.origin
+
+    def interrupt(self) -> None:
+        self.mixer.clear("own")  # own speech queued in the mixer is cut off too
+        self.agent.interrupt()
+
+    def set_style(self, reference: np.ndarray | None) -> None:
+        self.agent.set_style(reference)
+
+    def audio(self, channel: str, samples: np.ndarray, sample_rate: int, channels: int) -> None:
+        self.mixer.write(channel, samples, sample_rate, channels=channels)
+
+    def send_hello(self):
+        return self.publisher.send_hello() if self.publisher is not None else None
+
+    def media_time(self) -> float | None:
+        return self.last_t
+
+    def counters(self) -> dict[str, int]:
+        return {"frames_out": self.frames_out, "dropped": self.dropped()}
+
+    def status(self, elapsed: float) -> str:
+        p95 = self.meter.p95()
+        lat = "-" if p95 is None else f"{p95 * 1000:.0f} ms"
+        delay = None if self.clock is None else self.clock.delay
+        play = "" if delay is None else f"  playout delay {delay * 1000:.0f} ms"
+        audio = self.mixer.stats()
+        under = audio["own_underrun_s"] + audio["partner_underrun_s"]
+        over = audio["own_overrun_s"] + audio["partner_overrun_s"]
+        return (
+            f"live {elapsed:6.1f} s  {self.fps():4.1f} fps  p95 latency {lat}{play}  "
+            f"dropped {self.dropped()}  frames {self.frames_out}  "
+            f"audio underrun {under:.2f} s overrun {over:.2f} s"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+# ----------------------------------------------------------------------------------------------
+
+DEFAULTS: dict[str, Any] = {
+    "model": "default",
+    "backend": "torch",
+    "device": "auto",
+    "hop": None,
+    "seed": 0,
+    "threads": None,
+    "portrait": None,
+    "own": "mic",
+    "partner": "none",
+    "loop": False,
+    "agent": "agent",
+    "zmq": None,
+    "control": None,
+    "audio_in": None,
+    "frames": None,
+    "curve_secret": None,
+    "curve_clients": None,
+    "virtualcam": False,
+    "camera_size": "512x512",
+    "camera_format": "rgb",
+    "camera_device": None,
+    "vmc": None,
+    "livelink": None,
+    "livelink_subject": "infp",
+    "mp4": None,
+    "fps": FPS,
+    "no_pace": False,
+    "latency": 0.06,
+    "duration": None,
+    "status_interval": None,
+}
+AUDIO_IN_DEFAULT = "tcp://127.0.0.1:5557"
+
+
+class LiveError(Exception):
+    """A setup problem, printed as one line (no traceback)."""
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise LiveError(f"cannot read config {path}: {e}") from None
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except Exception as e:
+        raise LiveError(f"config {path} is not valid {p.suffix or 'TOML'}: {e}") from None
+    if not isinstance(data, dict):
+        raise LiveError(f"config {path} must be a table/object of options")
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - set(DEFAULTS))
+    if unknown:
+        raise LiveError(
+            f"config {path}: unknown option(s) {', '.join(unknown)}; known: "
+            + ", ".join(sorted(DEFAULTS))
+        )
+    return data
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags given on the command line > the config file > defaults."""
+    config = _load_config(args.config) if args.config else {}
+    return {
+        k: (getattr(args, k) if getattr(args, k, None) is not None else config.get(k, default))
+        for k, default in DEFAULTS.items()
+    }
+
+
+def _host_port(value: str | bool, default_port: int, what: str) -> tuple[str, int]:
+    if value is True or value == "":
+        return "127.0.0.1", default_port
+    text = str(value)
+    host, _, port = text.rpartition(":")
+    if not host:
+        host, port = (text, str(default_port)) if not port.isdigit() else ("127.0.0.1", port)
+    if not port.isdigit():
+        raise LiveError(f"{what}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _make_agent(opts: dict[str, Any]):
+    from . import Agent
+
+    portrait = None
+    if opts["portrait"]:
+        try:
+            from .face import load_portrait
+        except ImportError as e:
+            raise LiveError(f"--portrait: portrait rendering is not available ({e})") from None
+        portrait = load_portrait(opts["portrait"])
+    try:
+        return Agent(
+            portrait=portrait,
+            model=opts["model"],
+            device=opts["device"],
+            backend=opts["backend"],
+            hop=opts["hop"],
+            seed=opts["seed"],
+        )
+    except NotImplementedError as e:
+        raise LiveError(f"--portrait: {e}") from None
+
+
+def _add_source(spec: str, channel: str, pipeline: Pipeline, opts, sources: list) -> bool:
+    """Start the source named by ``spec``; returns True when the channel comes over ZeroMQ."""
+    spec = str(spec)
+    if spec in ("none", "silence", ""):
+        return False
+    if spec == "zmq":
+        pipeline.mixer.set_max_buffered(channel, 60.0)
+        return True
+    if spec == "mic" or spec.startswith("device:"):
+        device = None if spec == "mic" else spec.split(":", 1)[1]
+        src = DeviceSource(device, pipeline.mixer, channel)
+        pipeline.mixer.set_max_buffered(channel, 0.5)  # sound card clock drift: keep it short
+        sources.append(src.start())
+        return False
+    path = spec.split(":", 1)[1] if spec.startswith("file:") else spec
+    if not Path(path).exists():
+        raise LiveError(
+            f"--{channel} {spec!r}: not a file, and not one of mic, device:NAME, zmq, none"
+        )
+    sources.append(WavFileSource(path, pipeline.mixer, channel, loop=opts["loop"]).start())
+    return False
+
+
+def _curve(opts):
+    if not opts["curve_secret"]:
+        return None
+    from .io import CurveKeys
+
+    return CurveKeys(opts["curve_secret"], opts["curve_clients"])
+
+
+def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
+    """Sinks wrapped in Outputs; returns (outputs, publisher or None)."""
+    from .io.sinks import Output
+
+    fps = float(opts["fps"])
+    outputs, publisher = [], None
+    needs_image = [
+        name
+        for name, on in (
+            ("--virtualcam", opts["virtualcam"]),
+            ("--mp4", opts["mp4"]),
+            ("--frames", opts["frames"]),
+        )  # fmt: skip
+        if on
+    ]
+    if needs_image and not opts["portrait"]:
+        from .io.publisher import NO_IMAGE_HINT
+
+        raise LiveError(f"{', '.join(needs_image)}: {NO_IMAGE_HINT}")
+    try:
+        if opts["zmq"]:
+            from .io import MotionPublisher
+
+            publisher = MotionPublisher(
+                opts["zmq"],
+                agent=opts["agent"],
+                latent_size=agent.model.config.latent_dim,
+                fps=fps,
+                frame_format=opts["frames"],
+                curve=_curve(opts),
+            )
+            outputs.append(Output(publisher, fps, clock, name="zmq"))
+        if opts["vmc"]:
+            from .io.vmc import VMC_PORT, VMCSink
+
+            host, port = _host_port(opts["vmc"], VMC_PORT, "--vmc")
+            outputs.append(Output(VMCSink(host, port), fps, clock, name="vmc"))
+        if opts["livelink"]:
+            from .io.livelink import LIVE_LINK_PORT, LiveLinkFaceSink
+
+            host, port = _host_port(opts["livelink"], LIVE_LINK_PORT, "--livelink")
+            sink = LiveLinkFaceSink(host, port, subject=opts["livelink_subject"], fps=fps)
+            outputs.append(Output(sink, fps, clock, name="livelink"))
+        if opts["virtualcam"]:
+            from .io.camera import VirtualCameraSink
+
+            try:
+                w, h = (int(v) for v in str(opts["camera_size"]).lower().split("x"))
+            except ValueError:
+                raise LiveError(
+                    f"--camera-size: expected WxH, got {opts['camera_size']!r}"
+                ) from None
+            cam = VirtualCameraSink(
+                w, h, fps, fmt=opts["camera_format"], device=opts["camera_device"]
+            )
+            outputs.append(Output(cam, fps, clock, name="virtualcam"))
+        if opts["mp4"]:
+            from .io.file import VideoFileSink
+
+            outputs.append(Output(VideoFileSink(opts["mp4"], fps), fps, clock, name="mp4"))
+    except BaseException:
+        for out in outputs:
+            out.close()
+        raise
+    return outputs, publisher
+
+
+def run_live(opts: dict[str, Any], stop: threading.Event | None = None, log=None) -> int:
+    """Run the live pipeline until ``stop`` is set (or ``duration`` passes); returns 0."""
+    import torch
+
+    from .io import ControlServer
+    from .io.sinks import PlayoutClock
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    stop = stop or threading.Event()
+    if opts["threads"]:
+        torch.set_num_threads(int(opts["threads"]))
+    agent = _make_agent(opts)
+    clock = None if opts["no_pace"] else PlayoutClock()
+    outputs: list = []
+    sources: list = []
+    server = None
+    pipeline = None
+    try:
+        outputs, publisher = _build_outputs(opts, agent, clock)
+        if not outputs:
+            log("live: no sinks given (--zmq, --vmc, --livelink, --virtualcam, --mp4): "
+                "frames are generated and dropped")  # fmt: skip
+        pipeline = Pipeline(agent, outputs, clock=clock, publisher=publisher,
+                            latency=float(opts["latency"]))  # fmt: skip
+        zmq_channels = [
+            ch for ch in ("own", "partner") if _add_source(opts[ch], ch, pipeline, opts, sources)
+        ]
+        audio_in = opts["audio_in"] or (AUDIO_IN_DEFAULT if zmq_channels else None)
+        if opts["control"] or audio_in:
+            server = ControlServer(pipeline, opts["control"], audio_in, curve=_curve(opts))
+        if publisher is not None:
+            # announce the sockets in hello (they were bound after the publisher)
+            if server is not None:
+                publisher.announce(control=server.control_endpoint, audio=server.audio_endpoint)
+            log(f"live: motion on {publisher.endpoint} (topics hello.{opts['agent']}, "
+                f"motion.{opts['agent']})")  # fmt: skip
+        if server is not None and server.control_endpoint:
+            log(f"live: control on {server.control_endpoint}")
+        if server is not None and server.audio_endpoint:
+            log(f"live: audio input on {server.audio_endpoint}")
+        for out in outputs:
+            if out.name in ("vmc", "livelink"):
+                log(f"live: {out.name} to {out.sink.address[0]}:{out.sink.address[1]}")
+        pipeline.start()
+        started = time.monotonic()
+        interval = opts["status_interval"] or (1.0 if sys.stderr.isatty() else 5.0)
+        next_status = started + interval
+        while not stop.is_set():
+            pipeline.step(timeout=0.05)
+            for out in outputs:
+                if out.error is not None:
+                    raise LiveError(f"{out.name}: {out.error}")
+            now = time.monotonic()
+            if now >= next_status:
+                line = pipeline.status(now - started)
+                if sys.stderr.isatty():
+                    print("\r" + line, end="", file=sys.stderr, flush=True)
+                else:
+                    log(line)
+                next_status += interval
+            if opts["duration"] is not None and now - started >= float(opts["duration"]):
+                break
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        log("live: stopping; " + pipeline.status(time.monotonic() - started))
+        return 0
+    finally:
+        for src in sources:
+            src.stop()
+        if pipeline is not None:
+            pipeline.mixer.stop()
+        if server is not None:
+            server.close()
+        for out in outputs:
+            out.close()
+        agent.close()
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    from .audio import AudioFormatError
+    from .io.sinks import MissingExtraError
+
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame):
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        opts = _options(args)
+        code = run_live(opts, stop)
+        print("live: stopped cleanly", file=sys.stderr, flush=True)
+        return code
+    except (LiveError, AudioDeviceError, MissingExtraError, AudioFormatError, OSError) as e:
+        print(f"infp-sdk live: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from .io.camera import VirtualCameraError
+
+        if isinstance(e, VirtualCameraError):
+            print(f"infp-sdk live: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from .audio.sources import list_devices
+
+    try:
+        devices = list_devices()
+    except AudioDeviceError as e:
+        print(f"infp-sdk devices: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(devices, indent=2))
+        return 0
+    if not devices:
+        print("no audio devices found (PortAudio sees none: check that a sound card, a USB "
+              "microphone or a virtual/loopback device is present)")  # fmt: skip
+        return 0
+    print(f"{'#':>3}  {'in':>3} {'out':>3}  {'rate':>6}  {'api':<12} name")
+    for d in devices:
+        mark = (" <default in" if d["default_input"] else "") + (
+            " <default out" if d["default_output"] else ""
+        )
+        rate = f"{d['default_samplerate']:>6.0f}"
+        print(f"{d['index']:>3}  {d['inputs']:>3} {d['outputs']:>3}  {rate}  "
+              f"{d['hostapi'][:12]:<12} {d['name']}{mark}")  # fmt: skip
+    print("\nuse an input with --own/--partner device:NAME (any part of the name) or device:INDEX")
+    return 0
+
+
+def register_cli(sub) -> None:
+    """Add the ``live`` and ``devices`` commands to the ``infp-sdk`` parser."""
+    p = sub.add_parser(
+        "live",
+        help="real time: audio sources -> agent -> ZeroMQ / VMC / Live Link / virtual camera",
+        description="Run an agent on live audio and stream its motion. Sources (--own, "
+        "--partner): mic, device:NAME or device:INDEX, a WAV file (played at real-time pace), "
+        "zmq (the audio input socket), none. Every option can also come from --config (TOML or "
+        'JSON, keys named like the options: own = "mic"); flags win. Stop with Ctrl-C or '
+        "SIGTERM. See docs/live.md.",
+    )
+    add = p.add_argument
+    add("--config", help="TOML or JSON file of options")
+    add("--own", help="the agent's own voice: mic | device:NAME | FILE.wav | zmq | none "
+        "(default mic)")  # fmt: skip
+    add("--partner", help="the partner's voice, same choices (default none)")
+    add("--loop", action="store_true", default=None, help="loop WAV sources")
+    add("--portrait", help="portrait image, for frame sinks (virtual camera, mp4, --frames)")
+    add("--model", help="checkpoint path or bundled name (default: default)")
+    add("--backend", choices=["torch", "onnxruntime"])
+    add("--device", help="auto | cpu | cuda[:N]")
+    add("--hop", type=int, help="frames per model call (lower = less latency, more CPU)")
+    add("--seed", type=int)
+    add("--threads", type=int, help="torch CPU threads")
+    add("--agent", help="agent name, the topic suffix (default: agent)")
+    add("--zmq", metavar="ENDPOINT", help="publish motion here, e.g. tcp://127.0.0.1:5555")
+    add("--control", metavar="ENDPOINT", help="control socket, e.g. tcp://127.0.0.1:5556")
+    add("--audio-in", metavar="ENDPOINT", help=f"audio input socket (default {AUDIO_IN_DEFAULT} "
+        "when a source is zmq)")  # fmt: skip
+    add("--frames", choices=["jpeg", "rgb"], help="also publish rendered frames (frame.<agent>)")
+    add("--curve-secret", metavar="FILE", help="server certificate (CURVE encryption)")
+    add("--curve-clients", metavar="DIR", help="only these clients' public certificates")
+    add("--virtualcam", action="store_true", default=None, help="show frames on a virtual camera")
+    add("--camera-size", metavar="WxH", help="virtual camera size (default 512x512)")
+    add("--camera-format", help="rgb | bgr | i420 | nv12 | yuyv | uyvy | ... (default rgb)")
+    add("--camera-device", help="e.g. /dev/video10")
+    add("--vmc", metavar="HOST:PORT", nargs="?", const=True, help="VMC/OSC receiver "
+        "(default 127.0.0.1:39539)")  # fmt: skip
+    add("--livelink", metavar="HOST:PORT", nargs="?", const=True, help="Live Link Face target "
+        "(default 127.0.0.1:11111)")  # fmt: skip
+    add("--livelink-subject", help="Live Link subject name (default infp)")
+    add("--mp4", metavar="PATH", help="record rendered frames to an mp4 file")
+    add("--fps", type=float, help="output frame rate for every sink (25, or 30/60 interpolated)")
+    add("--no-pace", action="store_true", default=None, help="send frames as soon as they are "
+        "made instead of evenly at their media time")  # fmt: skip
+    add("--latency", type=float, help="audio jitter buffer in seconds (default 0.06)")
+    add("--duration", type=float, help="stop after this many seconds")
+    add("--status-interval", type=float, help="seconds between status lines")
+    p.set_defaults(func=_cmd_live)
+
+    d = sub.add_parser("devices", help="list audio devices (for --own/--partner device:NAME)")
+    d.add_argument("--json", action="store_true", help="as JSON")
+    d.set_defaults(func=_cmd_devices)
