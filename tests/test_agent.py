@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import random_model
 
-from infp_sdk.audio import AudioFormatError
+from infp_sdk.audio import AudioFormatError, resample
 from infp_sdk.motion import FPS
 from infp_sdk.runtime.agent import Agent, AgentClosedError
 from infp_sdk.runtime.generator import generate_motion
@@ -192,6 +192,39 @@ def test_int16_and_other_rates(model):
         agent.push(own=stereo, sample_rate=48000, channels=2)
         agent.flush()
         assert len(agent.pull()) == 25
+
+
+@pytest.mark.parametrize("chunk_ms", [10, 37, 1000])
+def test_chunk_size_does_not_change_the_frames_at_48khz(model, audio, chunk_ms):
+    own, partner = audio
+    own48, partner48 = (resample(x, 16000, 48000) for x in (own, partner))
+    reference = generate_motion(
+        model, resample(own48, 48000, 16000), resample(partner48, 48000, 16000), seed=6
+    )
+    with Agent(model=model, seed=6) as agent:
+        chunk = 48 * chunk_ms
+        for i in range(0, len(own48), chunk):
+            agent.push(own=own48[i : i + chunk], partner=partner48[i : i + chunk],
+                       sample_rate=48000)  # fmt: skip
+        agent.flush()
+        frames = agent.pull()
+    np.testing.assert_allclose(latents(frames), reference.latents, atol=1e-4)
+
+
+def test_a_sample_rate_change_is_an_error_and_the_stream_goes_on(model, audio):
+    own, partner = audio
+    own48 = resample(own[:16000], 16000, 48000)
+    with Agent(model=model, seed=2) as agent:
+        agent.push(own=own48[:24000], sample_rate=48000)
+        with pytest.raises(AudioFormatError, match="changed sample rate"):
+            agent.push(own=own[8000:16000], sample_rate=16000)
+        agent.push(own=own48[24000:], sample_rate=48000)
+        agent.flush()
+        assert len(agent.pull()) == 25
+        agent.reset()  # a new stream may use another rate
+        agent.push(own=own[:8000], sample_rate=16000)
+        agent.flush()
+        assert len(agent.pull()) == 12
 
 
 def test_setup_errors_are_clear(model):

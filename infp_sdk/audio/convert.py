@@ -107,30 +107,9 @@ def _check_finite(arr: np.ndarray) -> None:
     )
 
 
-def to_mono_16k(audio: Any, sample_rate: int, *, channels: int | None = None) -> np.ndarray:
-    """Convert audio to the model's input: mono float32 at 16 kHz in about [-1, 1].
-
-    Args:
-        audio: A NumPy array or anything ``np.asarray`` accepts, or ``bytes``/``bytearray``/
-            ``memoryview`` read as little-endian int16 PCM. Integer samples are scaled by their
-            full range (int16 / 32768, int32 / 2**31, uint8 as 8-bit WAV ``(x - 128) / 128``);
-            floats are taken as already in [-1, 1]. 1-D is mono (or interleaved when
-            ``channels > 1``); 2-D is ``(samples, channels)``. Channels are averaged.
-        sample_rate: Rate of ``audio`` in Hz, in [4000, 192000].
-        channels: Channel count of interleaved 1-D input (including bytes); checked against the
-            second axis of 2-D input.
-
-    Returns:
-        1-D float32 array at 16 kHz; empty input gives an empty array.
-
-    Raises:
-        AudioFormatError: On an unsupported dtype or shape, a bad rate or channel count, or
-            non-finite samples.
-
-    Each call is resampled independently (zero padded at both ends), so feed a stream in native
-    16 kHz or in chunks long enough that the edge transients do not matter.
-    """
-    rate = _check_sample_rate(sample_rate)
+def to_mono(audio: Any, sample_rate: int, *, channels: int | None = None) -> np.ndarray:
+    """Validate audio and mix it to mono float32 at its own rate (see :func:`to_mono_16k`)."""
+    _check_sample_rate(sample_rate)
     if channels is not None:
         if (
             isinstance(channels, bool)
@@ -182,7 +161,35 @@ def to_mono_16k(audio: Any, sample_rate: int, *, channels: int | None = None) ->
         samples = samples.mean(axis=1, dtype=np.float32)
     if samples.shape[0] == 0:
         return np.zeros(0, dtype=np.float32)
-    if rate != SAMPLE_RATE:
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def to_mono_16k(audio: Any, sample_rate: int, *, channels: int | None = None) -> np.ndarray:
+    """Convert audio to the model's input: mono float32 at 16 kHz in about [-1, 1].
+
+    Args:
+        audio: A NumPy array or anything ``np.asarray`` accepts, or ``bytes``/``bytearray``/
+            ``memoryview`` read as little-endian int16 PCM. Integer samples are scaled by their
+            full range (int16 / 32768, int32 / 2**31, uint8 as 8-bit WAV ``(x - 128) / 128``);
+            floats are taken as already in [-1, 1]. 1-D is mono (or interleaved when
+            ``channels > 1``); 2-D is ``(samples, channels)``. Channels are averaged.
+        sample_rate: Rate of ``audio`` in Hz, in [4000, 192000].
+        channels: Channel count of interleaved 1-D input (including bytes); checked against the
+            second axis of 2-D input.
+
+    Returns:
+        1-D float32 array at 16 kHz; empty input gives an empty array.
+
+    Raises:
+        AudioFormatError: On an unsupported dtype or shape, a bad rate or channel count, or
+            non-finite samples.
+
+    Each call is resampled independently (zero padded at both ends); for a stream in chunks use
+    :class:`~infp_sdk.audio.stream.StreamResampler` (the Agent does), which has no seams.
+    """
+    samples = to_mono(audio, sample_rate, channels=channels)
+    rate = int(sample_rate)
+    if rate != SAMPLE_RATE and len(samples):
         samples = resample(samples, rate, SAMPLE_RATE)
     return np.ascontiguousarray(samples, dtype=np.float32)
 

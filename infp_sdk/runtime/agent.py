@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, to_mono_16k
+from ..audio import SAMPLE_RATE
+from ..audio.stream import DuplexInput
 from ..model.infp import INFPModel
 from ..motion import Frame
 from .engine import Engine, _Work
@@ -79,6 +81,8 @@ class Agent:
             self.model, seed=seed, hop=hop, sampler=sampler, steps=steps, cfg_scale=cfg_scale
         )
         self._changed = self.engine._changed  # one lock per engine: its worker serves us all
+        self._input = DuplexInput()
+        self._input_lock = threading.Lock()  # keeps chunks in push order across threads
         self._pending: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
         self._frames: collections.deque[Frame] = collections.deque()
         self._generation = 0  # bumped by reset(): frames of older generations are dropped
@@ -103,21 +107,21 @@ class Agent:
         """Queue a chunk of either or both channels (any length, int16 or float, any rate).
 
         A channel left out is silence for the chunk's duration; when both are given, the
-        shorter is padded with silence. Safe to call from any thread.
+        shorter is padded with silence. Each channel keeps the rate of its first chunk (resampled
+        as one seamless stream); another rate later raises :class:`AudioFormatError` until
+        :meth:`reset`. Safe to call from any thread.
         """
-        converted = [
-            None if x is None else to_mono_16k(x, sample_rate, channels=channels)
-            for x in (own, partner)
-        ]
-        n = max((len(x) for x in converted if x is not None), default=0)
-        if n == 0:
-            return
-        own_16k, partner_16k = (
-            np.zeros(n, np.float32) if x is None else np.pad(x, (0, n - len(x))) for x in converted
-        )
+        with self._input_lock:
+            with self._changed:
+                self._check_open()
+            own_16k, partner_16k = self._input.push(own, partner, sample_rate, channels)
+            self._enqueue(own_16k, partner_16k)
+
+    def _enqueue(self, own_16k: np.ndarray, partner_16k: np.ndarray) -> None:
         with self._changed:
             self._check_open()
-            self._pending.append((own_16k, partner_16k))
+            if len(own_16k):
+                self._pending.append((own_16k, partner_16k))
             self._changed.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
@@ -125,6 +129,8 @@ class Agent:
 
         Blocks until those frames are ready to pull.
         """
+        with self._input_lock:
+            self._enqueue(*self._input.flush())
         with self._changed:
             self._check_open()
             self._flush = True
@@ -138,7 +144,8 @@ class Agent:
     # ------------------------------------------------------------------ control
     def reset(self) -> None:
         """Forget all audio, motion and queued frames; the next frame is frame 0 at t = 0."""
-        with self._changed:
+        with self._input_lock, self._changed:
+            self._input.reset()
             self._generation += 1
             self._pending.clear()
             self._frames.clear()
@@ -153,7 +160,8 @@ class Agent:
         Own audio that is queued or buffered for look-ahead but not yet turned into frames
         becomes silence, so the next frames already have the mouth at rest.
         """
-        with self._changed:
+        with self._input_lock, self._changed:
+            self._input.silence_own()
             self._pending = collections.deque(
                 (np.zeros_like(own), partner) for own, partner in self._pending
             )
