@@ -59,3 +59,30 @@ def test_two_processes_end_with_identical_weights(dataset, tmp_path):
     assert set(digests) == {"0", "1"}, res.stdout
     assert digests["0"] == digests["1"]
     assert (tmp_path / "model.safetensors").exists()
+
+
+def test_a_terminal_gets_a_progress_bar(dataset, tmp_path):
+    import os
+    import pty
+
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infp_sdk", "train", "--data", str(dataset), "--out",
+         str(tmp_path), "--min-window", "4", "--no-memory-banks", *ARGS],
+        stdin=child_fd, stdout=child_fd, stderr=child_fd, close_fds=True,
+    )  # fmt: skip
+    os.close(child_fd)
+    seen = b""
+    while True:
+        try:
+            data = os.read(main_fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        seen += data
+    assert proc.wait(timeout=300) == 0, seen.decode(errors="replace")
+    text = seen.decode(errors="replace")
+    assert re.search(r"\[#+\.*\] 3/3  loss \d\.\d{4}  \d+ windows/s  \d+:\d\d left", text), text
+    model = load_model(tmp_path / "model.safetensors")
+    assert model.config.guider.memory_banks is False  # the ablation was trained

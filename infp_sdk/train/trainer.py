@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +54,41 @@ class TrainConfig(BaseModel):
     log_every: int = Field(50, ge=1)
     seed: int = 0
     threads: int | None = None
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal: step, loss, throughput, time left."""
+
+    def __init__(self, total: int, first: int = 0):
+        self.total, self.first = total, first
+        self.started = time.perf_counter()
+        self.live = sys.stderr.isatty()
+        self._shown = 0.0
+
+    def eta(self, step: int) -> str:
+        done = step - self.first
+        if done <= 0:
+            return "--:--"
+        left = (time.perf_counter() - self.started) / done * (self.total - step)
+        return f"{int(left // 60):d}:{int(left % 60):02d}"
+
+    def update(self, step: int, loss: float, rate: float) -> None:
+        now = time.perf_counter()
+        if not self.live or (now - self._shown < 0.2 and step < self.total):
+            return
+        self._shown = now
+        filled = int(30 * step / self.total)
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {step}/{self.total}  loss {loss:.4f}  "
+            f"{rate:.0f} windows/s  {self.eta(step)} left "
+        )
+        sys.stderr.flush()
+
+    def line(self, text: str) -> None:
+        """A log line that stays (printed above the bar)."""
+        if self.live:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+        print(text, flush=True)
 
 
 def load_sessions(root: Path, split: str) -> list[Session]:
@@ -161,6 +197,7 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
         if new_log:
             log.writerow(["step", "loss", "diffusion", "speaking", "val", "lr", "windows_per_s"])
         started, window_count, running = time.perf_counter(), 0, []
+        progress = Progress(cfg.steps, first=step)
         while step < cfg.steps:
             lr = _lr_at(step, cfg)
             for group in optimizer.param_groups:
@@ -178,6 +215,8 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             window_count += cfg.batch_size
             if main:
                 running.append(losses)
+                rate = window_count / (time.perf_counter() - started)
+                progress.update(step, losses["loss"], rate)
             val = ""
             if main and (step % cfg.val_every == 0 or step == cfg.steps):
                 val = f"{validate(ema.model, val_batches, cfg.seed):.5f}"
@@ -190,10 +229,10 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
                      val, f"{lr:.2e}", f"{rate:.1f}"]
                 )  # fmt: skip
                 log_file.flush()
-                print(
+                progress.line(
                     f"step {step}/{cfg.steps}  loss {mean['loss']:.4f}  "
-                    f"{'val ' + val + '  ' if val else ''}lr {lr:.1e}  {rate:.0f} windows/s",
-                    flush=True,
+                    f"{'val ' + val + '  ' if val else ''}lr {lr:.1e}  {rate:.0f} windows/s  "
+                    f"{progress.eta(step)} left"
                 )
                 running = []
             if main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
