@@ -13,7 +13,7 @@ Encoding is deterministic: keys in the order the models declare them, float arra
 float32, ``t`` as float64, absent optional keys left out. The same message always gives the same
 bytes, so conformance vectors for other languages can be generated from this encoder.
 
-    python -m infp_sdk.io.protocol --schema > docs/protocol.schema.json
+    python -m infp_sdk.io --schema > docs/protocol.schema.json
 """
 
 from __future__ import annotations
@@ -159,25 +159,25 @@ class _Request(_Message):
 class Ping(_Request):
     """Liveness check; the reply carries the server's clocks."""
 
-    cmd: Literal["ping"]
+    cmd: Literal["ping"] = "ping"
 
 
 class Reset(_Request):
     """Forget all audio and motion; the next frame is frame 0 at t = 0.02 s."""
 
-    cmd: Literal["reset"]
+    cmd: Literal["reset"] = "reset"
 
 
 class Interrupt(_Request):
     """The agent's own speech was cut off (barge-in): return to listening at once."""
 
-    cmd: Literal["interrupt"]
+    cmd: Literal["interrupt"] = "interrupt"
 
 
 class Style(_Request):
     """Speak and listen in the manner of a clip of motion latents; no reference = default."""
 
-    cmd: Literal["style"]
+    cmd: Literal["style"] = "style"
     reference: bytes | None = Field(
         None, description="float32 little-endian latents, frames * hello.latent_size values"
     )
@@ -187,19 +187,19 @@ class Style(_Request):
 class HelloRequest(_Request):
     """Publish ``hello`` now; the reply carries it too."""
 
-    cmd: Literal["hello"]
+    cmd: Literal["hello"] = "hello"
 
 
 class Stats(_Request):
     """Counters of the server (frames, drops, errors)."""
 
-    cmd: Literal["stats"]
+    cmd: Literal["stats"] = "stats"
 
 
 class Audio(_Request):
     """Audio input socket: a chunk of PCM for one channel."""
 
-    cmd: Literal["audio"]
+    cmd: Literal["audio"] = "audio"
     channel: Literal["own", "partner"] = Field(description="whose voice")
     rate: int = Field(ge=4000, le=192000, description="sample rate (Hz)")
     format: Literal["s16", "f32"] = Field(
