@@ -160,11 +160,13 @@ def _fit_length(x: np.ndarray, frames: int) -> np.ndarray:
     return np.pad(x, pad, mode="edge")
 
 
-def predict(model: INFPModel, example: EvalExample, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: INFPModel, example: EvalExample, seed: int = 0, hop: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(latents (T, 62), speaking (T,))`` of one ``generate_motion`` call on an example."""
     from ..runtime.generator import generate_motion
 
-    motion = generate_motion(model, example.own, example.partner, seed=seed)
+    motion = generate_motion(model, example.own, example.partner, seed=seed, hop=hop)
     return (
         _fit_length(np.asarray(motion.latents, np.float32), example.frames),
         _fit_length(np.asarray(motion.speaking, np.float32), example.frames),
@@ -266,6 +268,7 @@ def evaluate(
     *,
     plot: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    hop: int | None = None,
 ) -> dict[str, Any]:
     """Score models on a dataset split against the teacher motion.
 
@@ -280,6 +283,8 @@ def evaluate(
         seed: Noise seed of every ``generate_motion`` call and of k-means.
         plot: Where to save :func:`plot_session` of the first example (skipped when None).
         log: Called with a line of progress per model.
+        hop: Frames per generation step for every model (default: each model's window); short
+            hops are what a low-latency stream uses.
 
     Returns:
         A JSON-ready dict: ``split``, ``root``, ``sessions``, ``examples``, ``minutes``,
@@ -313,7 +318,7 @@ def evaluate(
                 for ex in examples
             ]
         else:
-            preds = [predict(model, ex, seed) for ex in examples]
+            preds = [predict(model, ex, seed, hop) for ex in examples]
         elapsed = time.perf_counter() - started
         row = score(preds, examples, centers_pose, centers_expr, loudness, beats)
         if isinstance(model, INFPModel):
@@ -343,6 +348,7 @@ def evaluate(
             "nod_window_s": 1.5,
             "nod_min_interval_s": 0.3,
             "beat_sigma_frames": 3.0,
+            "hop_frames": hop,
         },
         "metrics": rows,
     }
@@ -566,6 +572,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         plot=None if args.no_plot else out / "session.png",
         log=lambda line: print(line, file=sys.stderr),
+        hop=args.hop,
     )
     print(format_table(results))
     save_json(results, out / "eval.json")
@@ -601,6 +608,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="eval", help="output folder (default: ./eval)")
     parser.add_argument("--seed", type=int, default=0, help="noise and k-means seed")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--hop", type=int, help="frames per generation step (default: window)")
     parser.add_argument("--no-plot", action="store_true", help="skip session.png")
     parser.set_defaults(func=_cmd_eval)
     return parser
