@@ -55,13 +55,14 @@ class _Channel:
         self.debt = 0  # silence given out in place of audio that is still to come
         self.last_write = -1e9
 
-    def write(self, x: np.ndarray, now: float, latency: int, idle_after: float) -> None:
+    def write(self, x: np.ndarray, now: float, lead: int, idle_after: float) -> None:
+        """``lead``: samples the clock will push before audio arriving now should be heard."""
         if now - self.last_write > idle_after:
             # A stream (re)starts: queue it `latency` behind, as steady-state audio would be.
             self.debt = 0
-            if self.level < latency:
-                self.chunks.append(np.zeros(latency - self.level, np.float32))
-                self.level = latency
+            if self.level < lead:
+                self.chunks.append(np.zeros(lead - self.level, np.float32))
+                self.level = lead
         elif self.debt:
             # This audio's time already went out as silence: drop it to stay in step.
             drop = min(self.debt, len(x))
@@ -139,15 +140,21 @@ class AudioMixer:
         self.channels[channel].max_buffered = int(seconds * SAMPLE_RATE)
 
     def write(self, channel: str, audio: Any, sample_rate: int = SAMPLE_RATE,
-              channels: int | None = None) -> None:  # fmt: skip
-        """Add audio to a channel (any format :func:`to_mono_16k` takes). Thread-safe."""
+              channels: int | None = None, *, now: float | None = None) -> None:  # fmt: skip
+        """Add audio to a channel (any format :func:`to_mono_16k` takes). Thread-safe.
+
+        ``now``: the arrival time (``time.monotonic()``; default: now).
+        """
         if channel not in self.channels:
             raise ValueError(f"channel must be 'own' or 'partner', got {channel!r}")
         x = to_mono_16k(audio, sample_rate, channels=channels)
+        now = time.monotonic() if now is None else now
         with self._lock:
-            self.channels[channel].write(
-                x, time.monotonic(), int(self.latency * SAMPLE_RATE), self.idle_after
-            )
+            # A block arriving now ends at about now (it was captured over its length), so a
+            # new stream starts `latency` after that, counted from the clock's position now.
+            backlog = max(0, int((now - self._start) * SAMPLE_RATE) - self.pushed)
+            lead = backlog + max(0, int(self.latency * SAMPLE_RATE) - len(x))
+            self.channels[channel].write(x, now, lead, self.idle_after)
 
     def clear(self, channel: str) -> None:
         """Drop what is buffered for a channel (e.g. own speech after an interruption)."""

@@ -127,7 +127,7 @@ class PlayoutClock:
     evenly spaced frames at a constant delay that adapts to the agent's hop and compute time.
     """
 
-    def __init__(self, margin: float = 0.02, window: float = 10.0, decay: float = 0.005):
+    def __init__(self, margin: float = 0.02, window: float = 10.0, decay: float = 0.02):
         self.margin, self.window, self.decay = margin, window, decay
         self.origin: float | None = None  # wall time of media t = 0, when known (for `delay`)
         self._lock = threading.Lock()

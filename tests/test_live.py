@@ -1,0 +1,237 @@
+"""infp-sdk live and devices: the audio mixer, the latency meter, and the command as a subprocess."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT, random_model
+
+from infp_sdk.audio.sources import AudioMixer
+from infp_sdk.io import AudioSender, ControlClient, MotionSubscriber
+from infp_sdk.io.protocol import Hello, Motion
+from infp_sdk.live import LatencyMeter
+from infp_sdk.model import save_model
+
+OWN = ROOT / "examples" / "conversation" / "own.wav"
+PARTNER = ROOT / "examples" / "conversation" / "partner.wav"
+SR = 16000
+
+
+class Collect:
+    def __init__(self):
+        self.own, self.partner = [], []
+
+    def __call__(self, own, partner):
+        assert len(own) == len(partner)
+        self.own.append(own)
+        self.partner.append(partner)
+
+    def joined(self):
+        return np.concatenate(self.own), np.concatenate(self.partner)
+
+
+def test_mixer_aligns_two_sources_on_one_clock():
+    out = Collect()
+    mixer = AudioMixer(out, latency=0.06)
+    t0 = mixer._start
+    ramp = np.arange(SR, dtype=np.float32) / SR  # 1 s, a different value every sample
+    # own arrives in 20 ms blocks, partner in 50 ms blocks starting 80 ms in
+    for step in range(1, 101):  # 10 ms steps of wall time
+        now = t0 + step * 0.01
+        if step % 2 == 0:
+            i = (step // 2 - 1) * 320
+            mixer.write("own", ramp[i : i + 320], now=now)
+        if step % 5 == 0 and step >= 8:
+            i = (step // 5 - 1) * 800
+            mixer.write("partner", -ramp[i : i + 800], now=now)
+        mixer.step(now)
+    own, partner = out.joined()
+    assert len(own) == len(partner) == SR  # one second pushed after one second
+    # a block arriving at 20 ms (sample 320) was captured over the 20 ms before: it is heard
+    # `latency` (960 samples) later, starting at 0 + 960
+    first_own = np.flatnonzero(own)[0]  # the ramp's sample 1 (sample 0 is 0)
+    assert abs(first_own - (960 + 1)) <= 2
+    np.testing.assert_array_equal(own[first_own:], ramp[1 : SR - first_own + 1])
+    p = np.flatnonzero(partner)
+    assert len(p) and np.all(np.diff(partner[p[0] : p[0] + 2000]) < 0)  # continuous, in order
+    assert mixer.stats()["own_underrun_s"] == 0
+
+
+def test_mixer_fills_a_silent_channel_and_plays_bursts_in_real_time():
+    out = Collect()
+    mixer = AudioMixer(out, latency=0.04)
+    t0 = mixer._start
+    speech = np.full(SR * 2, 0.5, np.float32)  # a 2 s TTS answer sent in one piece
+    mixer.write("own", speech, now=t0)
+    for step in range(1, 301):
+        mixer.step(t0 + step * 0.01)  # 3 s of wall time
+    own, partner = out.joined()
+    assert len(own) == 3 * SR
+    assert not partner.any()  # nobody wrote the partner channel: silence
+    assert np.count_nonzero(own) == 2 * SR  # all of the answer, none dropped, at real time
+    assert np.flatnonzero(own)[0] == 0  # a long block is not delayed: it starts at once
+
+
+def test_mixer_drops_late_audio_to_stay_in_step_and_clears_on_interrupt():
+    out = Collect()
+    mixer = AudioMixer(out, latency=0.02)
+    t0 = mixer._start
+    block = np.ones(160, np.float32)
+    for step in range(1, 21):  # 10 ms blocks on time
+        mixer.write("own", block, now=t0 + step * 0.01)
+        mixer.step(t0 + step * 0.01)
+    for step in range(21, 31):  # a 100 ms hiccup: nothing arrives, the clock goes on
+        mixer.step(t0 + step * 0.01)
+    # the late 100 ms arrive in one go: their time has passed, they are dropped
+    mixer.write("own", np.ones(1600, np.float32), now=t0 + 0.305)
+    stats = mixer.stats()
+    assert stats["own_underrun_s"] == pytest.approx(0.08, abs=0.011)
+    assert stats["own_late_s"] == pytest.approx(stats["own_underrun_s"])
+    mixer.write("own", np.ones(8000, np.float32), now=t0 + 0.31)
+    mixer.clear("own")
+    assert mixer.stats()["own_buffered_s"] == 0
+
+
+def test_latency_meter_measures_from_the_push_that_completed_a_frame():
+    meter = LatencyMeter(lookahead=2)
+    for k in range(1, 11):
+        meter.on_push(k * 640, 100.0 + k * 0.04)  # one frame of audio every 40 ms
+    # frame 0 needs audio up to the end of frame 2 (look-ahead 2): pushed at 100.12
+    assert meter.on_frame(0, 100.5) == pytest.approx(0.38)
+    assert meter.on_frame(1, 100.5) == pytest.approx(0.34)
+    assert meter.p95() is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+# ----------------------------------------------------------------------------------------------
+
+
+def infp(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "infp_sdk", *args], capture_output=True,
+                          text=True, timeout=120, **kw)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_model(random_model(), tmp_path_factory.mktemp("m") / "m.safetensors")
+
+
+def test_live_runs_for_20_s_and_stops_cleanly_on_sigterm(checkpoint, tmp_path):
+    config = tmp_path / "live.toml"
+    config.write_text(f'own = "{OWN}"\nloop = true\nthreads = 1\nstatus_interval = 2\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infp_sdk", "live", "--config", str(config), "--partner", "zmq",
+         "--model", str(checkpoint), "--agent", "ava", "--zmq", "tcp://127.0.0.1:*",
+         "--control", "tcp://127.0.0.1:*", "--audio-in", "tcp://127.0.0.1:*", "--hop", "2"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        endpoints = {}
+        while len(endpoints) < 3:
+            line = proc.stderr.readline()
+            assert line, "live exited early:\n" + "".join(lines)
+            lines.append(line)
+            m = re.match(r"live: (motion|control|audio input) on (\S+)", line)
+            if m:
+                endpoints[m.group(1)] = m.group(2)
+        sub = MotionSubscriber(endpoints["motion"], agent="ava")
+        control = ControlClient(endpoints["control"], timeout=5)
+        partner_audio = AudioSender(endpoints["audio input"])
+        hello = sub.recv(timeout=2.5)
+        assert isinstance(hello, Hello) and hello.control == endpoints["control"]
+        motion: list[Motion] = []
+        started = time.monotonic()
+        partner = np.zeros(320, np.int16)
+        reset_at = None
+        while time.monotonic() - started < 20:
+            msg = sub.recv(timeout=0.02)
+            if isinstance(msg, Motion):
+                motion.append(msg)
+            partner_audio.send("partner", partner, 16000)  # ~50 chunks/s, faster than needed
+            if reset_at is None and time.monotonic() - started > 12:
+                assert control.reset().ok
+                reset_at = len(motion)
+        ping = control.ping()
+        stats = control.request("stats").stats
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        lines.append(err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = "".join(lines)
+    assert proc.returncode == 0, log
+    assert "stopped cleanly" in log and "Traceback" not in log
+    assert ping.ok and ping.t is not None
+    assert stats["audio"] > 100 and stats.get("errors", 0) == 0
+    partner_audio.drain(timeout=0.5)
+    assert partner_audio.errors == 0
+    # every frame, in order, at 25 fps
+    seqs = [m.seq for m in motion]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and sub.dropped == 0
+    assert 20 * 25 * 0.8 < len(motion) <= 20 * 25 + 5
+    before = [m.index for m in motion[:reset_at]]
+    assert before == list(range(before[0], before[0] + len(before)))
+    after = [m.index for m in motion[reset_at:]]
+    assert 0 in after[:30]  # the reset restarted the agent's clock
+    # status lines: fps, p95 latency, dropped frames
+    status = [ln for ln in log.splitlines() if re.search(r"fps .* p95 latency", ln)]
+    assert len(status) >= 5, log
+    last = status[-1]
+    fps = float(re.search(r"([\d.]+) fps", last).group(1))
+    assert 20 <= fps <= 30, last
+    assert re.search(r"p95 latency \d+ ms", last) and "dropped 0" in last
+    print(last)
+    sub.close()
+    control.close()
+    partner_audio.close()
+
+
+def test_devices_lists_or_explains():
+    res = infp("devices")
+    assert res.returncode in (0, 2), res.stderr
+    assert "Traceback" not in res.stderr
+    if res.returncode == 2:
+        assert "PortAudio" in res.stderr or "infp-sdk[audio]" in res.stderr
+    else:
+        assert "no audio devices" in res.stdout or "name" in res.stdout
+
+
+def test_live_without_a_microphone_is_a_clear_error(checkpoint):
+    res = infp("live", "--own", "mic", "--model", str(checkpoint), "--duration", "1")
+    try:
+        import sounddevice
+
+        has_input = any(d["max_input_channels"] > 0 for d in sounddevice.query_devices())
+    except (ImportError, OSError):
+        has_input = False
+    if has_input:
+        pytest.skip("this machine has a microphone")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert re.search(r"no audio input device|PortAudio|infp-sdk\[audio\]", res.stderr)
+
+
+def test_live_setup_errors_are_one_line(checkpoint, tmp_path):
+    res = infp("live", "--own", str(OWN), "--virtualcam", "--model", str(checkpoint))
+    assert res.returncode == 2 and "portrait" in res.stderr and "Traceback" not in res.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('owm = "mic"\n')
+    res = infp("live", "--config", str(bad))
+    assert res.returncode == 2 and "unknown option(s) owm" in res.stderr
+    res = infp("live", "--own", "nowhere.wav", "--model", str(checkpoint))
+    assert res.returncode == 2 and "not a file" in res.stderr
+
+
+def test_live_with_duration_exits_by_itself(checkpoint):
+    res = infp("live", "--own", str(OWN), "--partner", str(PARTNER), "--model", str(checkpoint),
+               "--duration", "2", "--threads", "1", "--livelink", "127.0.0.1:9", "--fps", "60")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "stopped cleanly" in res.stderr
