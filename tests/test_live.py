@@ -1,4 +1,4 @@
-"""infp-sdk live and devices: the audio mixer, the latency meter, and the command as a subprocess."""
+"""infp-sdk live and devices: the audio mixer, the latency meter, the command as a subprocess."""
 
 from __future__ import annotations
 
@@ -232,6 +232,7 @@ def test_live_setup_errors_are_one_line(checkpoint, tmp_path):
 
 def test_live_with_duration_exits_by_itself(checkpoint):
     res = infp("live", "--own", str(OWN), "--partner", str(PARTNER), "--model", str(checkpoint),
-               "--duration", "2", "--threads", "1", "--livelink", "127.0.0.1:9", "--fps", "60")  # fmt: skip
+               "--duration", "2", "--threads", "1", "--livelink", "127.0.0.1:9",
+               "--fps", "60")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "stopped cleanly" in res.stderr
