@@ -156,9 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import register_cli as register_bench
     from .data.synth import register_cli as register_synth
     from .eval.report import register_cli as register_eval
+    from .face import register_cli as register_prepare
     from .live import register_cli as register_live
+    from .render import register_cli as register_render
     from .runtime.onnx import register_cli as register_export
 
+    register_render(sub)
+    register_prepare(sub)
     register_synth(sub)
     register_eval(sub)
     register_export(sub)
