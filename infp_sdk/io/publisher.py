@@ -126,7 +126,8 @@ def encode_image(image: np.ndarray, fmt: str, quality: int = 85) -> bytes:
         from PIL import Image
     except ImportError:
         raise ImportError(
-            "JPEG frames need Pillow: pip install 'infp-sdk[video]' (or use frame format 'rgb')"
+            "JPEG frames need Pillow: pip install 'infp-sdk[face]' (portraits need it anyway) "
+            "or pillow, or use frame format 'rgb'"
         ) from None
     import io
 
