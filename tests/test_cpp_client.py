@@ -147,7 +147,7 @@ def test_cpp_decoder_under_asan_with_malformed_vectors(built, tmp_path):
     assert "AddressSanitizer" not in res.stderr and "runtime error" not in res.stderr
     lines = res.stdout.splitlines()
     assert len(lines) == len(vectors)
-    for (kind, payload, expect), line in zip(vectors, lines, strict=True):
+    for (_, payload, expect), line in zip(vectors, lines, strict=True):
         if expect is True:
             assert line.startswith("ok"), (payload[:40], line)
         elif expect is False:
