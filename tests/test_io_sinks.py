@@ -382,3 +382,30 @@ def test_frames_without_image_are_counted_by_the_publisher():
     with MotionPublisher("tcp://127.0.0.1:*", frame_format="jpeg") as pub:
         pub.publish(make_frame(0))
         assert pub.stats["no_image"] == 1 and pub.stats["motion"] == 1
+
+
+def test_mp4_sink_writes_every_frame(tmp_path):
+    import shutil
+    import subprocess
+
+    from infp_sdk.io.file import VideoFileSink
+
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.skip("ffmpeg is not installed")
+    out = Output(VideoFileSink(tmp_path / "out.mp4", fps=30), fps=30)
+    rng = np.random.default_rng(0)
+    for i in range(25):  # 1 s at 25 fps -> about 30 frames at 30 fps
+        size = (32, 32) if i % 5 == 4 else (64, 48)  # another size now and then: letterboxed
+        out.put(make_frame(i, image=rng.integers(0, 255, (*size, 3), dtype=np.uint8)))
+    time.sleep(0.5)
+    out.close()
+    assert out.error is None
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+         "stream=nb_read_frames,width,height", "-of", "csv=p=0", str(tmp_path / "out.mp4")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    width, height, count = (int(v) for v in probe.stdout.strip().split(","))
+    assert (width, height) == (48, 64) and count == out.sent and 28 <= count <= 30
+    with pytest.raises(NoImageError):
+        VideoFileSink(tmp_path / "x.mp4").send(make_frame(0))

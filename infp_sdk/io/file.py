@@ -9,7 +9,8 @@ from .publisher import NO_IMAGE_HINT, NoImageError
 
 
 class VideoFileSink:
-    """Writes frames' images to an mp4 file (opened on the first frame, at its size).
+    """Writes frames' images to an mp4 file (opened on the first frame, at its size; later frames
+    of another size are scaled to fit).
 
     Args:
         path: the output file.
@@ -33,8 +34,14 @@ class VideoFileSink:
         if self._writer is None:
             h, w = frame.image.shape[:2]
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._size = (w, h)
             self._writer = self._writer_cls(self.path, fps=self.fps, size=(w, h))
-        self._writer.write(frame.image)
+        image = frame.image
+        if image.shape[:2] != (self._size[1], self._size[0]):
+            from .camera import fit
+
+            image = fit(image, *self._size)  # the writer takes one size: letterbox the rest
+        self._writer.write(image)
         self.written += 1
 
     def close(self) -> None:
