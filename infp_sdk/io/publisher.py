@@ -147,7 +147,8 @@ class MotionPublisher:
         latent_size: values per latent (62 for the rig space).
         fps: the rate of the frames you will publish (for ``hello``).
         frame_format: None (no ``frame`` topic), ``"jpeg"`` or ``"rgb"``.
-        sndhwm: messages queued per subscriber before its messages are dropped.
+        sndhwm: messages queued per subscriber before its messages are dropped (default 256,
+            or 32 with frames: a stalled subscriber holds at most that many in memory).
         curve: CURVE keys for encrypted use beyond localhost.
         control, audio: endpoints of the control and audio sockets, announced in ``hello``.
     """
@@ -161,7 +162,7 @@ class MotionPublisher:
         *,
         frame_format: str | None = None,
         jpeg_quality: int = 85,
-        sndhwm: int = 256,
+        sndhwm: int | None = None,
         hello_interval: float = HELLO_INTERVAL,
         curve: CurveKeys | None = None,
         control: str | None = None,
@@ -179,6 +180,8 @@ class MotionPublisher:
         self._ctx = context or zmq.Context.instance()
         self._socket = self._ctx.socket(zmq.XPUB)
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # see every subscribe, to answer with hello
+        if sndhwm is None:
+            sndhwm = 256 if frame_format is None else 32
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
         self._socket.setsockopt(zmq.LINGER, 0)
         self.endpoint = bind(self._socket, endpoint, curve)
