@@ -27,8 +27,8 @@ from .renderer import DEFAULT_SIZE, Renderer, crop_box
 
 
 def prepare(image: Any, *, max_side: int = MAX_SIDE) -> Avatar:
-    """Prepare a portrait (path, array or PIL image) for rendering; see :mod:`.prepare`."""
-    from .prepare import prepare as _prepare
+    """Prepare a portrait (path, array or PIL image) for rendering; see :mod:`.portrait`."""
+    from .portrait import prepare as _prepare
 
     return _prepare(image, max_side=max_side)
 

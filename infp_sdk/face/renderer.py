@@ -163,6 +163,9 @@ class Renderer:
         # Base image and head weight at the output size.
         base = self._crop_resize(avatar.image.astype(np.float32) / 255.0)
         weight = self._crop_resize(avatar.head_weight.astype(np.float32)[:, :, None] / 255.0)[0]
+        # Resampling rings a little around the edges of the head region: whatever is below one
+        # level of the stored map is exactly still, so the background stays bit-identical.
+        weight = torch.where(weight < 0.5 / 255, torch.zeros_like(weight), weight.clamp(max=1))
         self.base = base.clamp(0, 1).to(self.device)  # (3, H, W)
         self.base_u8 = (
             (self.base * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
