@@ -45,7 +45,9 @@ def built(tmp_path_factory):
     return {
         "subscriber": _build(tmp, CPP / "examples" / "subscriber.cpp", "subscriber", ["-O1"]),
         "decode_check": _build(
-            tmp, CPP / "tools" / "decode_check.cpp", "decode_check",
+            tmp,
+            CPP / "tools" / "decode_check.cpp",
+            "decode_check",
             ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
         ),  # fmt: skip
     }
@@ -93,7 +95,8 @@ def test_cpp_subscriber_receives_hello_then_every_frame(built):
 
 
 def _vectors() -> list[tuple[bytes, bytes, bool]]:
-    """(kind, payload, should_decode) records: valid, truncated, mutated and random."""
+    """(kind, payload, expect) records: valid, truncated, mutated and random. expect: True
+    (decodes), False (rejected), an error code (rejected with it), None (either, no crash)."""
     rng = np.random.default_rng(0)
     hello = encode(hello_for("ava", RIG_DIM))
     motion = encode(Motion.from_frame(a_frame(3), "ava", 9))
@@ -115,8 +118,8 @@ def _vectors() -> list[tuple[bytes, bytes, bool]]:
         for value in bad_values:
             out.append((b"h", msgpack.packb({**hraw, key: value}), None))
     out += [
-        (b"m", msgpack.packb({**raw, "v": 2}), False),
-        (b"m", msgpack.packb({**raw, "head": [0.0] * 5}), False),
+        (b"m", msgpack.packb({**raw, "v": 2}), "unsupported_version"),
+        (b"m", msgpack.packb({**raw, "head": [0.0] * 5}), "invalid"),
         (b"m", msgpack.packb({k: v for k, v in raw.items() if k != "latent"}), False),
         (b"m", msgpack.packb({**raw, "latent": b"\x00" * 5}), False),
         (b"m", motion + b"\x00", False),  # trailing bytes
@@ -147,9 +150,13 @@ def test_cpp_decoder_under_asan_with_malformed_vectors(built, tmp_path):
     assert "AddressSanitizer" not in res.stderr and "runtime error" not in res.stderr
     lines = res.stdout.splitlines()
     assert len(lines) == len(vectors)
-    for (_, payload, expect), line in zip(vectors, lines, strict=True):
+    for (kind, payload, expect), line in zip(vectors, lines, strict=True):
         if expect is True:
             assert line.startswith("ok"), (payload[:40], line)
         elif expect is False:
             assert line.startswith("error:"), (payload[:40], line)
+        elif isinstance(expect, str):
+            assert line.startswith(f"error: {expect}:"), line
+        if kind == b"m" and len(payload) < len(vectors[1][1]) and vectors[1][1].startswith(payload):
+            assert line.startswith("error: malformed:"), line  # a truncated motion message
     assert lines[0] == "ok hello 52 62 25" and lines[1] == f"ok motion 9 3 52 {RIG_DIM}"

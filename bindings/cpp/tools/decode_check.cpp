@@ -4,7 +4,8 @@
 //   decode_check FILE
 //
 // FILE holds records: uint8 kind ('h' hello, 'm' motion), uint32 little-endian length, bytes.
-// Prints one line per record: "ok" plus a few decoded values, or "error: <message>".
+// Prints one line per record: "ok" plus a few decoded values, or "error: <code>: <message>"
+// (code: malformed, invalid, unsupported_version).
 
 #include <infp/client.hpp>
 
@@ -12,6 +13,15 @@
 #include <fstream>
 #include <iterator>
 #include <vector>
+
+static const char* code_name(infp::Error code) {
+  switch (code) {
+    case infp::Error::Malformed: return "malformed";
+    case infp::Error::Invalid: return "invalid";
+    case infp::Error::UnsupportedVersion: return "unsupported_version";
+    default: return "none";
+  }
+}
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -36,23 +46,24 @@ int main(int argc, char** argv) {
     pos += n;
     ++records;
     std::string error;
+    infp::Error code = infp::Error::None;
     const void* p = payload.empty() ? nullptr : payload.data();
     if (kind == 'h') {
       infp::Hello h;
-      if (infp::decode_hello(p, payload.size(), h, &error)) {
+      if (infp::decode_hello(p, payload.size(), h, &error, &code)) {
         ++ok;
         std::printf("ok hello %zu %d %g\n", h.blendshapes.size(), h.latent_size, h.fps);
       } else {
-        std::printf("error: %s\n", error.c_str());
+        std::printf("error: %s: %s\n", code_name(code), error.c_str());
       }
     } else {
       infp::Motion m;
-      if (infp::decode_motion(p, payload.size(), m, &error)) {
+      if (infp::decode_motion(p, payload.size(), m, &error, &code)) {
         ++ok;
         std::printf("ok motion %llu %lld %zu %zu\n", static_cast<unsigned long long>(m.seq),
                     static_cast<long long>(m.index), m.blendshapes.size(), m.latent.size());
       } else {
-        std::printf("error: %s\n", error.c_str());
+        std::printf("error: %s: %s\n", code_name(code), error.c_str());
       }
     }
   }

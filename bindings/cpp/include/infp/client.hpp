@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,7 +53,7 @@ constexpr std::size_t kMaxString = 64 * 1024;   // any string
 constexpr std::size_t kMaxLatentBytes = 1 << 20;
 constexpr std::size_t kMaxArray = 4096;         // any array
 constexpr std::size_t kMaxMap = 256;            // keys in any map
-constexpr std::size_t kMaxDepth = 8;
+constexpr std::size_t kMaxDepth = 64;          // nesting (unknown keys may hold nested values)
 
 // topic "hello.<agent>": what is needed to read motion
 struct Hello {
@@ -65,9 +66,14 @@ struct Hello {
   std::string motion_space;
   std::vector<std::string> head;  // names of Motion::head values
   std::vector<std::string> gaze;  // names of Motion::gaze values
+  std::map<std::string, std::string> conventions;  // units and axes, in words
   std::string control;            // control socket endpoint ("" if none)
   std::string audio;              // audio input endpoint ("" if none)
+  std::string frame_format;       // "jpeg" or "rgb" when frame.<agent> is published, else ""
 };
+
+// Why a payload was rejected (the protocol's error codes).
+enum class Error { None, Malformed, Invalid, UnsupportedVersion };
 
 // topic "motion.<agent>": one frame
 struct Motion {
@@ -148,6 +154,17 @@ inline bool as_optional_string(const msgpack::object& o, std::string& out) {
     return true;
   }
   return as_string(o, out);
+}
+
+inline bool as_string_map(const msgpack::object& o, std::map<std::string, std::string>& out) {
+  if (o.type != msgpack::type::MAP || o.via.map.size > kMaxMap) return false;
+  out.clear();
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    std::string k, v;
+    if (!as_string(o.via.map.ptr[i].key, k) || !as_string(o.via.map.ptr[i].val, v)) return false;
+    out[std::move(k)] = std::move(v);
+  }
+  return true;
 }
 
 inline bool as_strings(const msgpack::object& o, std::vector<std::string>& out) {
@@ -234,14 +251,20 @@ inline bool unpack_map(const void* data, std::size_t size, msgpack::object_handl
   return true;
 }
 
-inline bool check_version(const msgpack::object& o, int& v, std::string* error) {
+inline void set_code(Error* code, Error value) noexcept {
+  if (code != nullptr) *code = value;
+}
+
+inline bool check_version(const msgpack::object& o, int& v, std::string* error, Error* code) {
   std::int64_t value;
   if (!as_int64(o, value)) {
     set_error(error, "v is not an integer");
+    set_code(code, Error::Invalid);
     return false;
   }
   if (value != kProtocolVersion) {
     set_error(error, "unsupported protocol version");
+    set_code(code, Error::UnsupportedVersion);
     return false;
   }
   v = static_cast<int>(value);
@@ -250,12 +273,15 @@ inline bool check_version(const msgpack::object& o, int& v, std::string* error) 
 
 }  // namespace detail
 
-// Decode a hello payload. Unknown keys are ignored. Never throws.
+// Decode a hello payload. Unknown keys are ignored. Never throws. On failure `error` gets a
+// message and `code` the kind.
 inline bool decode_hello(const void* data, std::size_t size, Hello& out,
-                         std::string* error = nullptr) noexcept {
+                         std::string* error = nullptr, Error* code = nullptr) noexcept {
+  detail::set_code(code, Error::Malformed);
   try {
     msgpack::object_handle handle;
     if (!detail::unpack_map(data, size, handle, error)) return false;
+    detail::set_code(code, Error::Invalid);
     const msgpack::object_map& map = handle.get().via.map;
     Hello h;
     h.v = kProtocolVersion;  // absent v = current version
@@ -265,7 +291,7 @@ inline bool decode_hello(const void* data, std::size_t size, Hello& out,
       const msgpack::object& val = map.ptr[i].val;
       bool ok = true;
       if (detail::key_is(k, "v")) {
-        if (!detail::check_version(val, h.v, error)) return false;
+        if (!detail::check_version(val, h.v, error, code)) return false;
       }
       else if (detail::key_is(k, "agent")) ok = detail::as_string(val, h.agent);
       else if (detail::key_is(k, "sdk")) ok = detail::as_string(val, h.sdk);
@@ -281,6 +307,8 @@ inline bool decode_hello(const void* data, std::size_t size, Hello& out,
       else if (detail::key_is(k, "gaze")) ok = detail::as_strings(val, h.gaze);
       else if (detail::key_is(k, "control")) ok = detail::as_optional_string(val, h.control);
       else if (detail::key_is(k, "audio")) ok = detail::as_optional_string(val, h.audio);
+      else if (detail::key_is(k, "conventions")) ok = detail::as_string_map(val, h.conventions);
+      else if (detail::key_is(k, "frame_format")) ok = detail::as_optional_string(val, h.frame_format);
       if (!ok) {
         detail::set_error(error, "bad value for key", detail::key_view(k));
         return false;
@@ -291,6 +319,7 @@ inline bool decode_hello(const void* data, std::size_t size, Hello& out,
       return false;
     }
     out = std::move(h);
+    detail::set_code(code, Error::None);
     return true;
   } catch (...) {  // std::bad_alloc and the like: report, never throw
     detail::set_error(error, "out of memory or internal error while decoding hello");
@@ -298,12 +327,15 @@ inline bool decode_hello(const void* data, std::size_t size, Hello& out,
   }
 }
 
-// Decode a motion payload. Unknown keys are ignored. Never throws.
+// Decode a motion payload. Unknown keys are ignored. Never throws. On failure `error` gets a
+// message and `code` the kind. With a hello at hand, also call check_motion.
 inline bool decode_motion(const void* data, std::size_t size, Motion& out,
-                          std::string* error = nullptr) noexcept {
+                          std::string* error = nullptr, Error* code = nullptr) noexcept {
+  detail::set_code(code, Error::Malformed);
   try {
     msgpack::object_handle handle;
     if (!detail::unpack_map(data, size, handle, error)) return false;
+    detail::set_code(code, Error::Invalid);
     const msgpack::object_map& map = handle.get().via.map;
     Motion m;
     m.v = kProtocolVersion;
@@ -313,7 +345,7 @@ inline bool decode_motion(const void* data, std::size_t size, Motion& out,
       const msgpack::object& val = map.ptr[i].val;
       bool ok = true;
       if (detail::key_is(k, "v")) {
-        if (!detail::check_version(val, m.v, error)) return false;
+        if (!detail::check_version(val, m.v, error, code)) return false;
       }
       else if (detail::key_is(k, "agent")) ok = detail::as_string(val, m.agent);
       else if (detail::key_is(k, "seq")) { ok = detail::as_uint64(val, m.seq); seen |= 1u; }
@@ -334,11 +366,30 @@ inline bool decode_motion(const void* data, std::size_t size, Motion& out,
       return false;
     }
     out = std::move(m);
+    detail::set_code(code, Error::None);
     return true;
   } catch (...) {
     detail::set_error(error, "out of memory or internal error while decoding motion");
     return false;
   }
+}
+
+// The checks a motion message must pass against its publisher's hello: as many blendshapes as
+// hello has names, latent_size latent values. Never throws.
+inline bool check_motion(const Motion& m, const Hello& h, std::string* error = nullptr,
+                         Error* code = nullptr) noexcept {
+  if (m.blendshapes.size() != h.blendshapes.size()) {
+    detail::set_error(error, "blendshape count differs from hello.blendshapes");
+    detail::set_code(code, Error::Invalid);
+    return false;
+  }
+  if (m.latent.size() != static_cast<std::size_t>(h.latent_size)) {
+    detail::set_error(error, "latent size differs from hello.latent_size");
+    detail::set_code(code, Error::Invalid);
+    return false;
+  }
+  detail::set_code(code, Error::None);
+  return true;
 }
 
 enum class Event { None, Hello, Motion, Error };
@@ -395,6 +446,10 @@ class Client {
       if (t.substr(0, 7) == "motion.") {
         Motion m;
         if (!decode_motion(payload.data(), payload.size(), m, &last_error_)) return fail(nullptr);
+        // Checked against the hello of the same agent (messages of other agents can only be
+        // checked once their hello came; with one hello per client, the last one).
+        if (hello_ && hello_->agent == m.agent && !check_motion(m, *hello_, &last_error_))
+          return fail(nullptr);
         if (have_motion_ && m.agent == motion_.agent && m.seq > motion_.seq + 1)
           dropped_ += m.seq - motion_.seq - 1;
         motion_ = std::move(m);
