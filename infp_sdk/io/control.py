@@ -202,7 +202,6 @@ class ControlServer:
                 h.audio(request.channel, samples, request.rate, request.channels)
             except AudioFormatError as e:
                 raise ProtocolError("bad_audio", str(e), "audio", request.id) from None
-            self.counts["audio"] += 1
         elif isinstance(request, Ping):
             ok.time = time.time()
             ok.t = h.media_time()
