@@ -16,12 +16,7 @@ CPP = ROOT / "bindings" / "cpp"
 
 # What the C++ client does not do yet (bindings/cpp/test/NEEDS.md). Each entry must still be a
 # problem: when the client gains it, this test fails until the entry is removed.
-KNOWN = {
-    f"{name}.{key}: missing from the client's result"
-    for name in ("hello_basic", "hello_endpoints", "hello_small", "hello_fps_int",
-                 "hello_unknown_keys")
-    for key in ("conventions", "frame_format")
-} | {"motion_int_key: accepted; must be rejected as malformed"}  # fmt: skip
+KNOWN = {"motion_int_key: accepted; must be rejected as malformed"}
 
 
 @pytest.fixture(scope="module")

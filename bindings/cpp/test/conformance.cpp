@@ -9,9 +9,8 @@
 // then the bytes. Each payload is copied into a buffer of exactly its size, so AddressSanitizer
 // catches any read past its end.
 //
-// The checks a client makes against the publisher's hello (latent of 4 * latent_size bytes,
-// blendshape count = hello's names) are made here, as infp::Client would need to (see NEEDS.md),
-// and the error codes are derived from the decoders' messages.
+// With a context hello, infp::check_motion makes the checks a client makes against it (latent of
+// latent_size values, blendshape count = hello's names), as infp::Client::poll does.
 
 #include <infp/client.hpp>
 
@@ -20,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -84,18 +84,28 @@ std::string json_strs(const std::vector<std::string>& values) {
 
 std::string optional_str(const std::string& s) { return s.empty() ? "null" : json_str(s); }
 
-// The protocol's error code for one of the decoders' messages.
-std::string code_of(const std::string& message) {
-  if (message.rfind("unsupported protocol version", 0) == 0) return "unsupported_version";
-  if (message.rfind("not a valid msgpack", 0) == 0 || message.rfind("trailing bytes", 0) == 0 ||
-      message.rfind("payload is not a map", 0) == 0 || message.rfind("null data", 0) == 0)
-    return "malformed";
-  return "invalid";
+const char* code_name(infp::Error code) {
+  switch (code) {
+    case infp::Error::Malformed: return "malformed";
+    case infp::Error::Invalid: return "invalid";
+    case infp::Error::UnsupportedVersion: return "unsupported_version";
+    case infp::Error::None: break;
+  }
+  return "none";  // rejected without a code: a bug the comparison reports
 }
 
-std::string error_line(const std::string& message) {
-  return "\"ok\": false, \"error\": " + json_str(code_of(message)) +
+std::string error_line(infp::Error code, const std::string& message) {
+  return std::string("\"ok\": false, \"error\": ") + json_str(code_name(code)) +
          ", \"message\": " + json_str(message) + "}";
+}
+
+std::string json_map(const std::map<std::string, std::string>& values) {
+  std::string out = "{";
+  for (const auto& kv : values) {
+    if (out.size() > 1) out += ", ";
+    out += json_str(kv.first) + ": " + json_str(kv.second);
+  }
+  return out + "}";
 }
 
 std::string dump(const std::string& path, const std::string& context_path) {
@@ -106,31 +116,33 @@ std::string dump(const std::string& path, const std::string& context_path) {
   const void* data = payload.empty() ? nullptr : payload.data();
   std::string topic(frames[0].begin(), frames[0].end());
   std::string error;
+  infp::Error code = infp::Error::None;
 
   if (topic.rfind("hello.", 0) == 0) {
     infp::Hello h;
-    if (!infp::decode_hello(data, payload.size(), h, &error)) return out + error_line(error);
+    if (!infp::decode_hello(data, payload.size(), h, &error, &code))
+      return out + error_line(code, error);
     return out + "\"ok\": true, \"kind\": \"hello\", \"fields\": {\"v\": " + std::to_string(h.v) +
            ", \"agent\": " + json_str(h.agent) + ", \"sdk\": " + json_str(h.sdk) +
            ", \"fps\": " + json_num(h.fps) + ", \"blendshapes\": " + json_strs(h.blendshapes) +
            ", \"latent_size\": " + std::to_string(h.latent_size) +
            ", \"motion_space\": " + json_str(h.motion_space) + ", \"head\": " + json_strs(h.head) +
            ", \"gaze\": " + json_strs(h.gaze) + ", \"control\": " + optional_str(h.control) +
-           ", \"audio\": " + optional_str(h.audio) + "}}";
+           ", \"audio\": " + optional_str(h.audio) +
+           ", \"conventions\": " + json_map(h.conventions) +
+           ", \"frame_format\": " + optional_str(h.frame_format) + "}}";
   }
   if (topic.rfind("motion.", 0) != 0) return out + "\"ok\": false, \"error\": \"unknown_topic\"}";
 
   infp::Motion m;
-  if (!infp::decode_motion(data, payload.size(), m, &error)) return out + error_line(error);
+  if (!infp::decode_motion(data, payload.size(), m, &error, &code))
+    return out + error_line(code, error);
   if (!context_path.empty()) {
     Bytes ctx = read_frames(context_path)[1];
     infp::Hello h;
-    if (!infp::decode_hello(ctx.data(), ctx.size(), h, &error))
-      return out + error_line("context hello: " + error);
-    if (m.latent.size() != static_cast<std::size_t>(h.latent_size))
-      return out + error_line("latent size differs from hello.latent_size");
-    if (m.blendshapes.size() != h.blendshapes.size())
-      return out + error_line("blendshape count differs from hello.blendshapes");
+    if (!infp::decode_hello(ctx.data(), ctx.size(), h, &error, &code))
+      return out + error_line(code, "context hello: " + error);
+    if (!infp::check_motion(m, h, &error, &code)) return out + error_line(code, error);
   }
   return out + "\"ok\": true, \"kind\": \"motion\", \"fields\": {\"v\": " + std::to_string(m.v) +
          ", \"agent\": " + json_str(m.agent) + ", \"seq\": " + std::to_string(m.seq) +
