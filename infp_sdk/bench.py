@@ -87,7 +87,7 @@ def run_realtime(
     """
     engines = [Engine(model=model)] if shared else [Engine(model=model) for _ in range(agents)]
     crowd = [engines[k % len(engines)].agent(seed=k, hop=hop) for k in range(agents)]
-    hop = crowd[0]._stream.hop
+    hop = crowd[0].hop
     lookahead = model.config.encoder.lookahead
     chunks = len(own) // CHUNK
     pushed_at = np.zeros(chunks)

@@ -92,7 +92,7 @@ class Pipeline:
         self.outputs = outputs
         self.clock = clock
         self.publisher = publisher
-        self.meter = LatencyMeter(agent.model.config.encoder.lookahead)
+        self.meter = LatencyMeter(agent.lookahead)
         self.mixer = AudioMixer(self._push, latency=latency, on_push=self.meter.on_push)
         self.frames_out = 0
         self.last_t: float | None = None
@@ -362,7 +362,7 @@ def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
             publisher = MotionPublisher(
                 opts["zmq"],
                 agent=opts["agent"],
-                latent_size=agent.model.config.latent_dim,
+                latent_size=agent.latent_size,
                 fps=fps,
                 frame_format=opts["frames"],
                 curve=_curve(opts),

@@ -63,6 +63,24 @@ def test_mixer_aligns_two_sources_on_one_clock():
     assert mixer.stats()["own_underrun_s"] == 0
 
 
+def test_mixer_resamples_48khz_blocks_without_seams():
+    from infp_sdk.audio import resample
+
+    out = Collect()
+    mixer = AudioMixer(out, latency=0.04)
+    t0 = mixer._start
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)).astype(np.float32)
+    for step in range(1, 101):  # a sound card delivering 10 ms blocks at 48 kHz
+        mixer.write("own", tone[(step - 1) * 480 : step * 480], sample_rate=48000,
+                    now=t0 + step * 0.01)  # fmt: skip
+        mixer.step(t0 + step * 0.01)
+    own, _ = out.joined()
+    start = np.flatnonzero(own)[0]
+    whole = resample(tone, 48000, 16000)
+    got = own[start : start + 15000]
+    np.testing.assert_allclose(got, whole[: len(got)], atol=1e-5)
+
+
 def test_mixer_fills_a_silent_channel_and_plays_bursts_in_real_time():
     out = Collect()
     mixer = AudioMixer(out, latency=0.04)

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .convert import to_mono_16k
+from .convert import to_mono, to_mono_16k
 from .mel import SAMPLE_RATE
+from .stream import StreamResampler
 from .wav import read_wav
 
 CHANNELS = ("own", "partner")
@@ -129,6 +130,7 @@ class AudioMixer:
         self.on_push = on_push
         limits = {"own": 60.0, "partner": 60.0, **(max_buffered or {})}
         self.channels = {c: _Channel(limits[c]) for c in CHANNELS}
+        self._resamplers: dict[str, StreamResampler] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,13 +145,20 @@ class AudioMixer:
               channels: int | None = None, *, now: float | None = None) -> None:  # fmt: skip
         """Add audio to a channel (any format :func:`to_mono_16k` takes). Thread-safe.
 
+        Blocks of one channel at one rate are resampled as one seamless stream.
+
         ``now``: the arrival time (``time.monotonic()``; default: now).
         """
         if channel not in self.channels:
             raise ValueError(f"channel must be 'own' or 'partner', got {channel!r}")
-        x = to_mono_16k(audio, sample_rate, channels=channels)
+        x = to_mono(audio, sample_rate, channels=channels)
         now = time.monotonic() if now is None else now
         with self._lock:
+            # one resampler per channel keeps blocks seamless (a new rate starts a new one)
+            resampler = self._resamplers.get(channel)
+            if resampler is None or resampler.orig_sr != int(sample_rate):
+                resampler = self._resamplers[channel] = StreamResampler(sample_rate, SAMPLE_RATE)
+            x = resampler.process(x)
             # A block arriving now ends at about now (it was captured over its length), so a
             # new stream starts `latency` after that, counted from the clock's position now.
             backlog = max(0, int((now - self._start) * SAMPLE_RATE) - self.pushed)
@@ -160,6 +169,7 @@ class AudioMixer:
         """Drop what is buffered for a channel (e.g. own speech after an interruption)."""
         with self._lock:
             self.channels[channel].clear()
+            self._resamplers.pop(channel, None)
 
     def reset(self, then: Callable[[], None] | None = None) -> None:
         """Empty both channels and restart the clock at sample 0; ``then`` runs in between,
@@ -167,6 +177,7 @@ class AudioMixer:
         with self._lock:
             for c in self.channels.values():
                 c.clear()
+            self._resamplers.clear()
             if then is not None:
                 then()
             self.pushed = 0

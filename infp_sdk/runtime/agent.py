@@ -241,6 +241,21 @@ class Agent:
             return done
 
     @property
+    def lookahead(self) -> int:
+        """Frames of audio after a frame that it waits for (the encoder's look-ahead)."""
+        return self.model.config.encoder.lookahead
+
+    @property
+    def latent_size(self) -> int:
+        """Values in ``Frame.latent``."""
+        return self.model.config.latent_dim
+
+    @property
+    def hop(self) -> int:
+        """Frames generated per model call."""
+        return self._stream.hop
+
+    @property
     def frames_generated(self) -> int:
         """Frames generated since the start or the last ``reset()`` (pulled or not)."""
         with self._changed:
