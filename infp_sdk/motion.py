@@ -9,7 +9,8 @@ Conventions
 * ``FPS`` frames per second on the agent's media clock; ``Frame.t`` is the frame centre in seconds.
 * ``head`` = yaw, pitch, roll in radians (right-handed; +yaw turns the head to the avatar's left,
   +pitch tilts the chin down, +roll tilts the head towards the avatar's right shoulder) followed by
-  x, y, z translation in metres relative to the rest pose.
+  x, y, z translation in metres relative to the rest pose (+x towards the avatar's left, +y up,
+  +z towards the avatar's front, i.e. the camera).
 * ``gaze`` = left eye yaw, left eye pitch, right eye yaw, right eye pitch in radians
   (same signs as the head).
 * ``blendshapes`` = 52 ARKit weights in 0..1 in the order of :data:`ARKIT_BLENDSHAPES`, which is

@@ -86,7 +86,7 @@ CONVENTIONS: dict[str, str] = {
     "sample; restarts after a reset",
     "head": "yaw, pitch, roll in radians (right-handed: +yaw turns to the avatar's left, "
     "+pitch tilts the chin down, +roll tilts towards the avatar's right shoulder), then x, y, z "
-    "in metres relative to the rest pose",
+    "in metres relative to the rest pose (+x to the avatar's left, +y up, +z to its front)",
     "gaze": "left eye yaw, left eye pitch, right eye yaw, right eye pitch in radians, "
     "signs as head",
     "blendshapes": "ARKit weights in 0..1, in the order of hello.blendshapes",
