@@ -16,7 +16,7 @@ CPP = ROOT / "bindings" / "cpp"
 
 # What the C++ client does not do yet (bindings/cpp/test/NEEDS.md). Each entry must still be a
 # problem: when the client gains it, this test fails until the entry is removed.
-KNOWN = {"motion_int_key: accepted; must be rejected as malformed"}
+KNOWN: set[str] = set()
 
 
 @pytest.fixture(scope="module")

@@ -221,6 +221,23 @@ inline std::string_view key_view(const msgpack::object& k) {
   return std::string_view(k.via.str.ptr, k.via.str.size);
 }
 
+// Map keys must be strings (str or bin) at every level, as in the Python reference. The unpack
+// limit bounds the nesting, so the recursion is bounded too.
+inline bool keys_are_strings(const msgpack::object& o) noexcept {
+  if (o.type == msgpack::type::MAP) {
+    for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+      const msgpack::object_kv& kv = o.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR && kv.key.type != msgpack::type::BIN) return false;
+      if (!keys_are_strings(kv.val)) return false;
+    }
+  } else if (o.type == msgpack::type::ARRAY) {
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+      if (!keys_are_strings(o.via.array.ptr[i])) return false;
+    }
+  }
+  return true;
+}
+
 // Unpack a payload into `handle`; false (and a message) on anything malformed or too big.
 inline bool unpack_map(const void* data, std::size_t size, msgpack::object_handle& handle,
                        std::string* error) noexcept {
@@ -246,6 +263,10 @@ inline bool unpack_map(const void* data, std::size_t size, msgpack::object_handl
   }
   if (handle.get().type != msgpack::type::MAP) {
     set_error(error, "payload is not a map");
+    return false;
+  }
+  if (!keys_are_strings(handle.get())) {
+    set_error(error, "payload has a map key that is not a string");
     return false;
   }
   return true;
