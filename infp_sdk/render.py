@@ -67,17 +67,18 @@ def render_video(
     hop: int | None = None,
     steps: int | None = None,
     device: str | None = None,
+    render_threads: int | None = 1,
     progress: bool = True,
 ) -> RenderResult:
     """Render a conversation to an mp4. ``own``/``partner``: WAV paths or 16 kHz float arrays.
 
     ``portrait``: an image or ``.avatar`` path, an array, a PIL image or an Avatar.
     ``model``: a checkpoint path, a bundled name or a loaded model. The video has
-    round(25 x audio seconds) frames.
+    round(25 x audio seconds) frames. ``render_threads``: torch CPU threads while rendering
+    (default 1: ffmpeg's encoder works on another core meanwhile; None keeps the current setting).
     """
     from .audio import SAMPLE_RATE, load_audio
     from .face import load_portrait
-    from .io.video import VideoWriter
     from .model import load_model
     from .runtime.generator import generate_motion
 
@@ -108,23 +109,13 @@ def render_video(
 
     t0 = time.perf_counter()
     out = Path(output)
-    with VideoWriter(out, fps=FPS, size=renderer.size, audio=track, audio_rate=SAMPLE_RATE) as v:
-        last = time.perf_counter()
-        for i in range(n_frames):
-            # The model may end a frame early at the very end of the audio: hold the last pose.
-            v.write(renderer.render(frames[min(i, len(frames) - 1)]))
-            now = time.perf_counter()
-            if progress and (now - last > 0.5 or i == n_frames - 1):
-                last = now
-                done = (i + 1) / n_frames
-                rate = (i + 1) / max(now - t0, 1e-9)
-                bar = "#" * int(30 * done)
-                print(
-                    f"\rrender: [{bar:<30}] {i + 1}/{n_frames} frames, {rate:.1f} fps",
-                    end="" if i < n_frames - 1 else "\n",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    threads_before = torch.get_num_threads()
+    if render_threads and renderer.device.type == "cpu":
+        torch.set_num_threads(render_threads)
+    try:
+        _encode(renderer, frames, n_frames, out, track, progress, t0)
+    finally:
+        torch.set_num_threads(threads_before)
     render_s = time.perf_counter() - t0
     return RenderResult(
         path=str(out),
@@ -134,6 +125,41 @@ def render_video(
         render_s=render_s,
         total_s=time.perf_counter() - started,
     )
+
+
+def _encode(
+    renderer: Any,
+    frames: list[Frame],
+    n_frames: int,
+    out: Path,
+    track: np.ndarray | None,
+    progress: bool,
+    t0: float,
+) -> None:
+    from .audio import SAMPLE_RATE
+    from .io.video import VideoWriter
+
+    # A terminal gets one line redrawn twice a second; a log gets a line every 5 s.
+    tty = sys.stderr.isatty()
+    every = 0.5 if tty else 5.0
+    with VideoWriter(out, fps=FPS, size=renderer.size, audio=track, audio_rate=SAMPLE_RATE) as v:
+        last = time.perf_counter()
+        for i in range(n_frames):
+            # The model may end a frame early at the very end of the audio: hold the last pose.
+            v.write(renderer.render(frames[min(i, len(frames) - 1)]))
+            now = time.perf_counter()
+            if progress and (now - last > every or i == n_frames - 1):
+                last = now
+                done = (i + 1) / n_frames
+                rate = (i + 1) / max(now - t0, 1e-9)
+                bar = "#" * int(30 * done)
+                print(
+                    f"{chr(13) if tty else ''}render: [{bar:<30}] {i + 1}/{n_frames} frames, "
+                    f"{rate:.1f} fps",
+                    end="" if tty and i < n_frames - 1 else "\n",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -162,6 +188,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             hop=args.hop,
             steps=args.steps,
             device=args.device,
+            render_threads=args.threads or 1,
             progress=not args.quiet,
         )
     except ImportError as e:
