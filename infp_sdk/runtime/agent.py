@@ -39,7 +39,10 @@ class Agent:
     """A conversing face: two audio streams in, :class:`~infp_sdk.Frame` s out.
 
     Args:
-        portrait: reserved for the portrait renderer; motion-only agents pass None.
+        portrait: a photo (path, numpy array or PIL image), a prepared ``.avatar`` path, or a
+            renderer from :func:`infp_sdk.face.load_portrait` (for another size or crop): every
+            frame's ``image`` is then the portrait rendered with its motion (uint8 RGB, 512x512
+            by default). None (the default) is motion only.
         model: "default" (the bundled model), a checkpoint path, an ``INFPModel``, or (for the
             onnxruntime backend) a folder written by ``infp-sdk export``.
         device: "auto", "cpu" or "cuda[:N]".
@@ -68,11 +71,7 @@ class Agent:
         steps: int | None = None,
         cfg_scale: float | None = None,
     ):
-        if portrait is not None:
-            raise NotImplementedError(
-                "portrait rendering is not part of this version; create Agent() without a "
-                "portrait for motion only"
-            )
+        self.renderer = _renderer(portrait)
         self._owns_engine = engine is None
         self.engine = Engine(model, device, backend) if engine is None else engine
         self.model = self.engine.model
@@ -90,10 +89,19 @@ class Agent:
         self._flush = False
         self._closed = False
         self._error: BaseException | None = None
+        # frames waiting for the portrait renderer, with the generation they belong to
+        self._unrendered: collections.deque[tuple[int, Frame]] = collections.deque()
+        self._rendering = False
+        self._render_thread: threading.Thread | None = None
+        if self.renderer is not None:
+            self._render_thread = threading.Thread(
+                target=self._render_loop, name="infp-render", daemon=True
+            )
+            self._render_thread.start()
         try:
             self.engine._attach(self)
         except BaseException:
-            self._closed = True
+            self._detach()
             raise
 
     # ------------------------------------------------------------------ input
@@ -136,7 +144,12 @@ class Agent:
             self._flush = True
             self._changed.notify_all()
             if not self._changed.wait_for(
-                lambda: (not self._flush) or self._error is not None or self._closed, timeout
+                lambda: (
+                    (not self._flush and self._rendered())
+                    or self._error is not None
+                    or self._closed
+                ),
+                timeout,
             ):
                 raise TimeoutError("flush did not finish in time")
             self._raise_worker_error()
@@ -149,6 +162,7 @@ class Agent:
             self._generation += 1
             self._pending.clear()
             self._frames.clear()
+            self._unrendered.clear()
             self._flush = False
             self._changed.wait_for(lambda: not self._busy)
             self._stream.reset()
@@ -233,7 +247,7 @@ class Agent:
                 lambda: (
                     self._error is not None
                     or self._closed
-                    or not (self._pending or self._busy or self._flush)
+                    or not (self._pending or self._busy or self._flush or not self._rendered())
                 ),
                 timeout,
             )
@@ -274,6 +288,9 @@ class Agent:
             self._closed = True
             self._changed.notify_all()
         self.engine._remove(self)
+        thread = self._render_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)  # it renders what was generated, then stops
 
     def __enter__(self) -> Agent:
         return self
@@ -311,10 +328,14 @@ class Agent:
         if generation != self._generation:
             return
         start = self._stream.frames_out - len(rows)
-        self._frames.extend(
+        frames = [
             Frame.from_rig_latent(start + i, latent, speaking)
             for i, (latent, speaking) in enumerate(rows)
-        )
+        ]
+        if self.renderer is None:
+            self._frames.extend(frames)
+        else:
+            self._unrendered.extend((generation, f) for f in frames)
 
     def _finish_work(self, work: _Work) -> None:
         self._busy = False
@@ -322,3 +343,38 @@ class Agent:
             self._error = work.error
         if work.flush and work.generation == self._generation:
             self._flush = False
+
+    # ------------------------------------------------------------------ the portrait
+    def _rendered(self) -> bool:
+        return not (self._unrendered or self._rendering)
+
+    def _render_loop(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._unrendered or self._closed)
+                if not self._unrendered:
+                    return  # closed, and everything generated was rendered
+                generation, frame = self._unrendered.popleft()
+                self._rendering = True
+            try:
+                frame.image = self.renderer.render(frame)
+            except BaseException as e:  # surfaced to the caller on its next call
+                with self._changed:
+                    self._error = e
+                    self._rendering = False
+                    self._changed.notify_all()
+                return
+            with self._changed:
+                self._rendering = False
+                if generation == self._generation:
+                    self._frames.append(frame)
+                self._changed.notify_all()
+
+
+def _renderer(portrait):
+    """The renderer for ``portrait``: None for none, a renderer as it is, else a loaded one."""
+    if portrait is None or hasattr(portrait, "render"):
+        return portrait
+    from ..face import load_portrait
+
+    return load_portrait(portrait)
