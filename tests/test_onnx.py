@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import random_model
+from conftest import random_model, tiny_config
 
 from infp_sdk.audio import SAMPLE_RATE
-from infp_sdk.model import CheckpointError, save_model
+from infp_sdk.model import CheckpointError, INFPModel, save_model
 from infp_sdk.runtime.generator import generate_motion
 from infp_sdk.runtime.onnx import (
     OPSET,
@@ -150,6 +150,25 @@ def test_generate_motion_matches_torch(exported, cfg_scale):
     # a different seed moves the frames far more than the backends differ
     other = generate_motion(model, own, partner, seed=8, cfg_scale=cfg_scale)
     assert np.abs(other.latents - expected.latents).max() > 0.05
+
+
+def test_a_guider_without_memory_banks_exports_and_matches(tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    model = INFPModel(
+        cfg.model_copy(update={"guider": cfg.guider.model_copy(update={"memory_banks": False})})
+    ).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    export_onnx(model, tmp_path)
+    ort_model = load_onnx_model(tmp_path, threads=1)
+    rng = np.random.default_rng(4)
+    own = (rng.standard_normal(SAMPLE_RATE) * 0.2).astype(np.float32)
+    expected = generate_motion(model, own, None, seed=2)
+    got = generate_motion(ort_model, own, None, seed=2)
+    assert np.abs(got.latents - expected.latents).max() <= 1e-3
+    assert np.abs(got.speaking - expected.speaking).max() <= 1e-4
 
 
 @pytest.fixture

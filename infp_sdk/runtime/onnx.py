@@ -255,7 +255,8 @@ class OrtGuider(_OrtGraph):
     def forward(
         self, own: torch.Tensor, partner: torch.Tensor, style: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        feature, speaking = self._run(own, partner, style)
+        # a guider without memory banks has no style input (the export drops unused inputs)
+        feature, speaking = self._run(*(own, partner, style)[: len(self.input_names)])
         return feature, speaking
 
 
@@ -435,7 +436,7 @@ def load_onnx_model(
     _check_io(
         guider,
         root / GUIDER_FILE,
-        {"own": w, "partner": w, "style": s},
+        {"own": w, "partner": w, **({"style": s} if cfg.guider.memory_banks else {})},
         {"feature": w, "speaking": 0},
     )
     _check_io(
