@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--no-memory-banks",
         action="store_true",
-        help="ablation: a guider without M_v/M_nv (for comparisons, not for use)",
+        help="a guider without M_v/M_nv: the audio features are projected directly (the "
+        "paper's ablation; the bundled model uses it, see its model card)",
     )
     tr.add_argument("--lr", type=float, default=1e-4)
     tr.add_argument("--warmup-steps", type=int, default=200)
