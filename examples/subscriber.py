@@ -22,5 +22,7 @@ with MotionSubscriber(endpoint) as sub:
             print(f"hello from {msg.agent}: {msg.fps:g} fps, {len(msg.blendshapes)} blendshapes")
         elif isinstance(msg, Motion) and jaw is not None:
             bar = "#" * int(40 * msg.blendshapes[jaw])
-            print(f"{msg.t:8.2f} s  speaking {msg.speaking:4.2f}  jawOpen {bar:<40}  "
-                  f"lost {sub.dropped}")
+            print(
+                f"{msg.t:8.2f} s  speaking {msg.speaking:4.2f}  jawOpen {bar:<40}  "
+                f"lost {sub.dropped}"
+            )

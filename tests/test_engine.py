@@ -90,8 +90,7 @@ def test_agents_with_different_hops_share_an_engine(model):
     with Engine(model=model) as engine:
         agents = [engine.agent(seed=4, hop=h) for h in (1, 3, 10)]
         threads = [
-            threading.Thread(target=a.push, kwargs={"own": own, "partner": partner})
-            for a in agents
+            threading.Thread(target=a.push, kwargs={"own": own, "partner": partner}) for a in agents
         ]
         for t in threads:
             t.start()
