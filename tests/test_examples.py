@@ -44,3 +44,25 @@ def test_generator_script_regenerates_it(tmp_path):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     check_conversation(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_contact_sheet_of_a_video(tmp_path):
+    from PIL import Image
+
+    from infp_sdk.io.video import VideoWriter
+
+    with VideoWriter(tmp_path / "v.mp4", fps=25, size=(64, 48)) as video:
+        for i in range(50):  # frame i is a flat grey of level 5 * i
+            video.write(np.full((48, 64, 3), 5 * i, np.uint8))
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "contact_sheet.py"), str(tmp_path / "v.mp4"),
+         "-o", str(tmp_path / "sheet.png"), "--columns", "2", "--rows", "1", "--tile", "64"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB")).astype(int)
+    assert sheet.shape == (48 + 18, 128, 3)
+    # frames 12 and 37 of 50, in order: darker on the left
+    left, right = sheet[10:40, 10:50].mean(), sheet[10:40, 74:114].mean()
+    assert abs(left - 60) < 8 and abs(right - 185) < 8
