@@ -33,7 +33,19 @@ def checkpoint(tmp_path_factory):
 def test_help_lists_the_commands():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("motion", "train", "synth", "eval", "export", "bench", "info"):
+    for command in (
+        "render",
+        "prepare",
+        "motion",
+        "live",
+        "devices",
+        "train",
+        "synth",
+        "eval",
+        "export",
+        "bench",
+        "info",
+    ):
         assert command in out.stdout
 
 
