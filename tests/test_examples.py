@@ -66,3 +66,24 @@ def test_contact_sheet_of_a_video(tmp_path):
     # frames 12 and 37 of 50, in order: darker on the left
     left, right = sheet[10:40, 10:50].mean(), sheet[10:40, 74:114].mean()
     assert abs(left - 60) < 8 and abs(right - 185) < 8
+
+
+def test_plot_motion_example(tmp_path):
+    import json
+
+    from infp_sdk.motion import Frame
+
+    own, _ = read_wav(CONVERSATION / "own.wav")
+    n = len(own) // SAMPLES_PER_MOTION_FRAME
+    with open(tmp_path / "m.jsonl", "w") as f:
+        for i in range(n):
+            frame = Frame.from_rig_latent(i, np.zeros(62, np.float32), float(i % 2))
+            f.write(json.dumps(frame.to_dict()) + "\n")
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "plot_motion.py"), str(tmp_path / "m.jsonl"),
+         "--own", str(CONVERSATION / "own.wav"), "--partner", str(CONVERSATION / "partner.wav"),
+         "-o", str(tmp_path / "p.png")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "p.png").stat().st_size > 10_000
