@@ -26,7 +26,7 @@ def read_frames(path) -> list[bytes]:
 def test_committed_vectors_are_what_the_generator_makes(tmp_path):
     """A protocol change without regenerated vectors fails here."""
     written = set(generate.generate(tmp_path))
-    committed = {p.name for p in VECTORS.iterdir() if p.suffix in (".bin", ".json")}
+    committed = {p.name for p in VECTORS.iterdir() if p.suffix in (".zmsg", ".json")}
     assert committed == written, (
         f"missing: {sorted(written - committed)}, stale: {sorted(committed - written)}; "
         "run python tests/vectors/generate.py"
@@ -77,12 +77,12 @@ def test_python_reference_passes_and_the_comparison_catches_differences():
     assert problems == [] and checks > 200
     # A client that gets one value wrong, accepts a bad message or rejects a good one must fail.
     lines = [json.loads(line) for line in output.splitlines()]
-    basic = next(i for i, x in enumerate(lines) if x["file"] == "motion_basic.bin")
+    basic = next(i for i, x in enumerate(lines) if x["file"] == "motion_basic.zmsg")
     lines[basic]["fields"]["head"][0] += 1e-6
-    bad = next(i for i, x in enumerate(lines) if x["file"] == "motion_head_5_values.bin")
-    lines[bad] = {"file": "motion_head_5_values.bin", "ok": True, "kind": "motion", "fields": {}}
-    hello = next(i for i, x in enumerate(lines) if x["file"] == "hello_unknown_keys.bin")
-    lines[hello] = {"file": "hello_unknown_keys.bin", "ok": False, "error": "invalid"}
+    bad = next(i for i, x in enumerate(lines) if x["file"] == "motion_head_5_values.zmsg")
+    lines[bad] = {"file": "motion_head_5_values.zmsg", "ok": True, "kind": "motion", "fields": {}}
+    hello = next(i for i, x in enumerate(lines) if x["file"] == "hello_unknown_keys.zmsg")
+    lines[hello] = {"file": "hello_unknown_keys.zmsg", "ok": False, "error": "invalid"}
     _, problems = compare("\n".join(json.dumps(x) for x in lines))
     assert len(problems) == 3, problems
 
@@ -90,8 +90,8 @@ def test_python_reference_passes_and_the_comparison_catches_differences():
 def test_vectors_are_what_the_publisher_sends():
     """motion_first_frame is byte for byte the first message of a real MotionPublisher, and its
     hello carries hello_basic's fields (all but the SDK version)."""
-    want_topic, want_payload = read_frames(VECTORS / "motion_first_frame.bin")
-    _, hello_payload = read_frames(VECTORS / "hello_basic.bin")
+    want_topic, want_payload = read_frames(VECTORS / "motion_first_frame.zmsg")
+    _, hello_payload = read_frames(VECTORS / "hello_basic.zmsg")
     ctx = zmq.Context.instance()
     with MotionPublisher("tcp://127.0.0.1:*", agent="ava", latent_size=62) as pub:
         sub = ctx.socket(zmq.SUB)

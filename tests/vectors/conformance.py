@@ -1,6 +1,6 @@
 """Compare what a client's decoder made of the conformance vectors with manifest.json.
 
-Every client in bindings/ has a small program that reads lines ``VECTOR.bin[<TAB>CONTEXT.bin]`` on
+Every client in bindings/ has a small program that reads lines ``VECTOR.zmsg[<TAB>CONTEXT.zmsg]`` on
 stdin and prints one JSON object per line: ``{"file", "ok": true, "kind", "fields": {...}}`` with
 the decoded fields, or ``{"file", "ok": false, "error": CODE, "message": ...}``. The comparison
 lives here, once, in Python.

@@ -3,7 +3,7 @@
     python tests/vectors/generate.py            # rewrite tests/vectors/
     python tests/vectors/generate.py OUT_DIR    # write elsewhere (the test compares the two)
 
-Each vector is one published message, ``NAME.bin``: its ZeroMQ frames (topic, payload), each as a
+Each vector is one published message, ``NAME.zmsg``: its ZeroMQ frames (topic, payload), each as a
 uint32 little-endian length followed by the bytes. ``manifest.json`` lists the vectors in order
 with what a client must make of each: the decoded fields, or the error code (``malformed``: not
 msgpack, truncated, trailing bytes, not a map, absurd lengths; ``invalid``: a key missing or of the
@@ -484,7 +484,7 @@ def generate(out: Path) -> list[str]:
         got = expect.get("error")
         if got != vec["error"]:  # the vector must mean what it says it tests
             raise AssertionError(f"{vec['name']}: reference gives {got}, meant {vec['error']}")
-        file = f"{vec['name']}.bin"
+        file = f"{vec['name']}.zmsg"
         (out / file).write_bytes(frames_file(vec["topic"], vec["payload"]))
         written.append(file)
         entries.append(
@@ -492,7 +492,7 @@ def generate(out: Path) -> list[str]:
                 "name": vec["name"],
                 "file": file,
                 "topic": vec["topic"],
-                "context": vec["context"] and f"{vec['context']}.bin",
+                "context": vec["context"] and f"{vec['context']}.zmsg",
                 "what": vec["what"],
                 "expect": expect,
             }

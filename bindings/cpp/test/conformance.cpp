@@ -3,7 +3,7 @@
 // tests/vectors/manifest.json. Built with -fsanitize=address,undefined by that test.
 //
 //   g++ -std=c++17 -DMSGPACK_NO_BOOST -Ibindings/cpp/include conformance.cpp -lzmq
-//   ./a.out < list      # lines: VECTOR.bin, optionally a tab and the context hello's .bin
+//   ./a.out < list      # lines: VECTOR.zmsg, optionally a tab and the context hello's .zmsg
 //
 // A vector file holds the message's frames (topic, payload), each a uint32 little-endian length
 // then the bytes. Each payload is copied into a buffer of exactly its size, so AddressSanitizer

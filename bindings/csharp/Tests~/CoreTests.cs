@@ -63,7 +63,7 @@ public static class CoreTests
 
     private static byte[][] Vector(string name)
     {
-        byte[] data = File.ReadAllBytes(Path.Combine(_dir, name + ".bin"));
+        byte[] data = File.ReadAllBytes(Path.Combine(_dir, name + ".zmsg"));
         int n0 = BitConverter.ToInt32(data, 0);
         var topic = new byte[n0];
         Buffer.BlockCopy(data, 4, topic, 0, n0);

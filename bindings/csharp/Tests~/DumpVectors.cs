@@ -3,7 +3,7 @@
 //
 //   mcs -out:dump.exe ../InfpDecoder.cs DumpVectors.cs && mono dump.exe < list
 //
-// Each stdin line: VECTOR.bin, optionally a tab and the context hello's .bin. A vector file holds
+// Each stdin line: VECTOR.zmsg, optionally a tab and the context hello's .zmsg. A vector file holds
 // the message's frames (topic, payload), each a uint32 little-endian length then the bytes.
 using System;
 using System.Collections.Generic;
