@@ -18,6 +18,8 @@ a dropped condition is replaced by a learned null embedding.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
@@ -57,22 +59,39 @@ class DiTBlock(nn.Module):
         self,
         x: torch.Tensor,
         cond: torch.Tensor,
-        feature: torch.Tensor,
+        motion_kv: tuple[torch.Tensor, torch.Tensor],
         self_bias: torch.Tensor,
         motion_bias: torch.Tensor,
         temporal_bias: torch.Tensor,
     ) -> torch.Tensor:
-        # x (B, P+N, W); cond (B, W); feature (B, N, C)
+        # x (B, P+N, W); cond (B, W); motion_kv: the feature's keys and values (B, H, N, W/H)
         mods = self.ada(cond).chunk(12, dim=-1)
         s_sh, s_sc, s_g, m_sh, m_sc, m_g, t_sh, t_sc, t_g, f_sh, f_sc, f_g = mods
         h = modulate(self.norm_self(x), s_sh, s_sc)
         x = x + s_g.unsqueeze(1) * self.self_attn(h, h, self_bias)
         h = modulate(self.norm_motion(x), m_sh, m_sc)
-        x = x + m_g.unsqueeze(1) * self.motion_attn(h, feature, motion_bias)
+        x = x + m_g.unsqueeze(1) * self.motion_attn.attend(h, *motion_kv, motion_bias)
         h = modulate(self.norm_temporal(x), t_sh, t_sc)
         x = x + t_g.unsqueeze(1) * self.temporal_attn(h, h, temporal_bias)
         h = modulate(self.norm_mlp(x), f_sh, f_sc)
         return x + f_g.unsqueeze(1) * self.mlp(h)
+
+
+@dataclass
+class DiTCondition:
+    """The part of a denoiser call that stays fixed across a window's solver steps.
+
+    Made once per window by :meth:`MotionDiT.condition`; each step then runs only what depends
+    on the noisy latents and the diffusion time (:meth:`MotionDiT.velocity`).
+    """
+
+    prev_tokens: torch.Tensor  # (B, P, W) continuity tokens, positions included
+    feature_tokens: torch.Tensor  # (B, N, W) each frame's feature added to its token, + positions
+    motion_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per block: keys, values (B, H, N, W/H)
+    style: torch.Tensor  # (B, W) the style's share of the adaLN condition
+    self_bias: torch.Tensor  # (H, P+N, P+N)
+    motion_bias: torch.Tensor  # (H, P+N, N)
+    temporal_bias: torch.Tensor  # (H, P+N, P+N)
 
 
 class MotionDiT(nn.Module):
@@ -124,7 +143,20 @@ class MotionDiT(nn.Module):
         keep_* (B,) float 1 = use the condition, 0 = replace it by its null embedding.
         Returns (B, N, D).
         """
-        b, n, _ = x_t.shape
+        condition = self.condition(feature, prev, style, keep_feature, keep_prev, keep_style)
+        return self.velocity(x_t, t, condition)
+
+    def condition(
+        self,
+        feature: torch.Tensor,
+        prev: torch.Tensor,
+        style: torch.Tensor,
+        keep_feature: torch.Tensor,
+        keep_prev: torch.Tensor,
+        keep_style: torch.Tensor,
+    ) -> DiTCondition:
+        """Everything of :meth:`forward` that does not depend on x_t or t (same arguments)."""
+        b, n, _ = feature.shape
         p = prev.shape[1]
         w = self.config.width
         kf = keep_feature.view(b, 1, 1).to(feature.dtype)
@@ -133,24 +165,34 @@ class MotionDiT(nn.Module):
         feature = self.feature_in(kf * feature + (1 - kf) * self.null_feature)
         style = ks * style + (1 - ks) * self.null_style
 
-        positions = torch.arange(-p, n, device=x_t.device, dtype=torch.float32)
+        positions = torch.arange(-p, n, device=feature.device, dtype=torch.float32)
         pos = sinusoidal_embedding(positions, w)  # (P+N, W)
         # previous latents share the input projection with the noisy ones: the network compares
         # like with like when it continues the motion across the window boundary
         prev_tok = kp * self.latent_in(prev) + (1 - kp) * self.null_prev + self.prev_type
         # each frame's own feature is also added to its token: alignment for free, while the
         # motion attention gathers context
-        x_tok = self.latent_in(x_t) + self.feature_to_token(feature)
-        tokens = torch.cat([prev_tok, x_tok], dim=1) + pos  # (B, P+N, W)
+        feature_tok = self.feature_to_token(feature) + pos[p:]
 
-        cond = self.time_mlp(sinusoidal_embedding(t * 1000.0, w)) + self.style_mlp(style)
-        self_bias = distance_bias(p + n, p + n, self.self_slopes)
-        motion_bias = distance_bias(p + n, n, self.motion_slopes, offset=-p)
-        band = distance_bias(p + n, p + n, torch.ones(1, device=x_t.device))[0]
+        band = distance_bias(p + n, p + n, torch.ones(1, device=feature.device))[0]
         outside = (-band > self.config.temporal_radius).to(torch.float32) * -1e4
-        temporal_bias = distance_bias(p + n, p + n, self.temporal_slopes) + outside
-        for block in self.blocks:
-            tokens = block(tokens, cond, feature, self_bias, motion_bias, temporal_bias)
+        return DiTCondition(
+            prev_tokens=prev_tok + pos[:p],
+            feature_tokens=feature_tok,
+            motion_kv=[block.motion_attn.project_kv(feature) for block in self.blocks],
+            style=self.style_mlp(style),
+            self_bias=distance_bias(p + n, p + n, self.self_slopes),
+            motion_bias=distance_bias(p + n, n, self.motion_slopes, offset=-p),
+            temporal_bias=distance_bias(p + n, p + n, self.temporal_slopes) + outside,
+        )
+
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, c: DiTCondition) -> torch.Tensor:
+        """One solver step's prediction: x_t (B, N, D), t (B,) -> v (B, N, D)."""
+        p = c.prev_tokens.shape[1]
+        tokens = torch.cat([c.prev_tokens, self.latent_in(x_t) + c.feature_tokens], dim=1)
+        cond = self.time_mlp(sinusoidal_embedding(t * 1000.0, self.config.width)) + c.style
+        for block, motion_kv in zip(self.blocks, c.motion_kv, strict=True):
+            tokens = block(tokens, cond, motion_kv, c.self_bias, c.motion_bias, c.temporal_bias)
         sh, sc = self.final_ada(cond).chunk(2, dim=-1)
         out = self.final(modulate(self.final_norm(tokens), sh, sc))
         return out[:, p:]

@@ -186,6 +186,8 @@ class INFPModel(nn.Module):
     ) -> sampling.Denoiser:
         """x0-predicting closure for the samplers; CFG runs cond and uncond as one batch of 2B.
 
+        What does not change across solver steps (the DiT's condition) is computed once here.
+
         The unconditional branch drops the audio feature and the style but keeps the previous
         latents, so guidance strengthens the audio's effect without breaking continuity.
         """
@@ -194,26 +196,26 @@ class INFPModel(nn.Module):
         keep_prev = has_prev.to(feature.dtype)
 
         if cfg_scale == 1.0:
+            condition = self.dit.condition(feature, prev, style, ones, keep_prev, ones)
 
             def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                v = self.dit(x, t, feature, prev, style, ones, keep_prev, ones)
+                v = self.dit.velocity(x, t, condition)
                 return sampling.x0_from_v(x, v, t)
 
             return denoise
 
         zeros = torch.zeros_like(ones)
+        both = self.dit.condition(
+            torch.cat([feature, feature]),
+            torch.cat([prev, prev]),
+            torch.cat([style, style]),
+            torch.cat([ones, zeros]),
+            torch.cat([keep_prev, keep_prev]),
+            torch.cat([ones, zeros]),
+        )
 
         def denoise_guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            v = self.dit(
-                torch.cat([x, x]),
-                torch.cat([t, t]),
-                torch.cat([feature, feature]),
-                torch.cat([prev, prev]),
-                torch.cat([style, style]),
-                torch.cat([ones, zeros]),
-                torch.cat([keep_prev, keep_prev]),
-                torch.cat([ones, zeros]),
-            )
+            v = self.dit.velocity(torch.cat([x, x]), torch.cat([t, t]), both)
             v = sampling.guided(v[:b], v[b:], cfg_scale)
             return sampling.x0_from_v(x, v, t)
 

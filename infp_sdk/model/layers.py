@@ -53,18 +53,31 @@ class Attention(nn.Module):
         self.kv = nn.Linear(kv_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of ``context`` (B, Tk, Wc) -> two (B, H, Tk, W/H).
+
+        Separate from :meth:`attend` so that a context fixed across solver steps is projected once.
+        """
+        b, tk, _ = context.shape
+        h = self.heads
+        k, v = self.kv(context).view(b, tk, 2, h, -1).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def attend(
+        self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # x (B, Tq, W), k/v (B, H, Tk, W/H) -> (B, Tq, W)
+        b, tq, w = x.shape
+        q = self.q(x).view(b, tq, self.heads, -1).transpose(1, 2)
+        mask = None if bias is None else bias.unsqueeze(0).to(q.dtype)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Tq, W/H)
+        return self.out(y.transpose(1, 2).reshape(b, tq, w))
+
     def forward(
         self, x: torch.Tensor, context: torch.Tensor, bias: torch.Tensor | None = None
     ) -> torch.Tensor:
         # x (B, Tq, W), context (B, Tk, Wc) -> (B, Tq, W)
-        b, tq, w = x.shape
-        tk = context.shape[1]
-        h = self.heads
-        q = self.q(x).view(b, tq, h, w // h).transpose(1, 2)
-        k, v = self.kv(context).view(b, tk, 2, h, w // h).permute(2, 0, 3, 1, 4)
-        mask = None if bias is None else bias.unsqueeze(0).to(q.dtype)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, Tq, W/H)
-        return self.out(y.transpose(1, 2).reshape(b, tq, w))
+        return self.attend(x, *self.project_kv(context), bias)
 
 
 class Mlp(nn.Module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 
@@ -55,16 +56,28 @@ def time_grid(steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.linspace(T_MAX, 0.0, steps + 1, device=device)
 
 
+def _host_alpha_sigma(t: float) -> tuple[float, float]:
+    return math.cos(t * math.pi / 2), math.sin(t * math.pi / 2)
+
+
+def _host_half_log_snr(t: float) -> float:
+    alpha, sigma = _host_alpha_sigma(t)
+    return math.log(alpha) - math.log(sigma)
+
+
+# The samplers keep the schedule on the host as Python floats: a step never waits for the device
+# to answer a question about a tensor, so the whole loop can be captured as one CUDA graph.
+
+
 def sample_ddim(denoise: Denoiser, noise: torch.Tensor, steps: int = 20) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) from pure noise to x0."""
-    times = time_grid(steps, noise.device)
+    times = time_grid(steps).tolist()
     x = noise
     b = x.shape[0]
-    for i in range(steps):
-        t, s = times[i], times[i + 1]
-        x0 = denoise(x, t.expand(b))
-        alpha_t, sigma_t = alpha_sigma(t)
-        alpha_s, sigma_s = alpha_sigma(s)
+    for t, s in pairwise(times):
+        x0 = denoise(x, noise.new_full((b,), t))
+        alpha_t, sigma_t = _host_alpha_sigma(t)
+        alpha_s, sigma_s = _host_alpha_sigma(s)
         eps = (x - alpha_t * x0) / sigma_t
         x = alpha_s * x0 + sigma_s * eps
     return x
@@ -72,27 +85,24 @@ def sample_ddim(denoise: Denoiser, noise: torch.Tensor, steps: int = 20) -> torc
 
 def sample_dpmpp_2m(denoise: Denoiser, noise: torch.Tensor, steps: int = 6) -> torch.Tensor:
     """DPM-Solver++(2M): a second-order multistep solver, good in 5-10 steps (for the CPU)."""
-    times = time_grid(steps, noise.device)
+    times = time_grid(steps).tolist()
     x = noise
     b = x.shape[0]
     x0_prev = None
-    h_prev = None
-    for i in range(steps):
-        t, s = times[i], times[i + 1]
-        x0 = denoise(x, t.expand(b))
-        alpha_s, sigma_s = alpha_sigma(s)
+    h_prev = 0.0
+    for t, s in pairwise(times):
+        x0 = denoise(x, noise.new_full((b,), t))
         if s <= 0:  # last step lands on the data
-            x = x0
-            break
-        _, sigma_t = alpha_sigma(t)
-        lam_t, lam_s = log_snr(t) / 2, log_snr(s) / 2
-        h = lam_s - lam_t
+            return x0
+        alpha_s, sigma_s = _host_alpha_sigma(s)
+        _, sigma_t = _host_alpha_sigma(t)
+        h = _host_half_log_snr(s) - _host_half_log_snr(t)
         if x0_prev is None:
             d = x0
         else:
             r = h_prev / h
             d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-        x = (sigma_s / sigma_t) * x - alpha_s * torch.expm1(-h) * d
+        x = (sigma_s / sigma_t) * x - (alpha_s * math.expm1(-h)) * d
         x0_prev, h_prev = x0, h
     return x
 

@@ -9,7 +9,8 @@ Each round, the worker appends every agent's queued audio to its stream, then ru
 that became computable. Hops of the same length and sampling settings from different agents run
 as one batch: one encoder call and one sampler call (so one denoiser forward per solver step)
 for all of them. Frames are handed to each agent as soon as its batch finishes. Agents join and
-leave at any time. A standalone ``Agent()`` owns a private engine with itself as the only agent.
+leave at any time. On a CUDA device the batches run as captured CUDA graphs (:mod:`.graphs`).
+A standalone ``Agent()`` owns a private engine with itself as the only agent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from ..model.checkpoint import load_model
 from ..model.infp import INFPModel
 from .generator import generate_hops
+from .graphs import HopGraphs
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -96,6 +98,9 @@ class Engine:
             raise ValueError(f"unknown backend {backend!r}: choose 'torch' or 'onnxruntime'")
         self.backend = backend
         self.model = net.to(self.device).eval()
+        # on a GPU, full hops replay captured CUDA graphs (launch cost dominates at these sizes)
+        cuda = backend == "torch" and self.device.type == "cuda"
+        self._graphs = HopGraphs(self.model, self.device) if cuda else None
         self._changed = threading.Condition()
         self._agents: list[Agent] = []
         self._closed = False
@@ -189,7 +194,10 @@ class Engine:
     def _run_batch(self, group: list[_Work], end: int | None) -> None:
         try:
             hops = [w.stream.next_hop(end) for w in group]
-            results = generate_hops(self.model, hops)
+            if self._graphs is not None and end is None:
+                results = self._graphs.run(hops)
+            else:
+                results = generate_hops(self.model, hops)
             rows = [w.stream.accept(x, s) for w, (x, s) in zip(group, results, strict=True)]
         except BaseException as e:
             for w in group:

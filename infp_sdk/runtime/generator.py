@@ -95,8 +95,7 @@ class MotionStream:
         self._audio_start = -_MEL_HISTORY_HOPS * HOP_LENGTH  # absolute index of _audio[:, 0]
         self._mel = torch.zeros(2, 0, 80)
         self._mel_start = 0  # absolute mel frame of _mel[:, 0]
-        device = next(self.model.parameters()).device
-        self._latents = torch.zeros(0, dim, device=device)  # the last prev_frames latents
+        self._latents = torch.zeros(0, dim)  # the last prev_frames latents (host memory)
         self.frames_out = 0
 
     def silence_own(self) -> None:
@@ -110,6 +109,15 @@ class MotionStream:
         self._mel[0, cut:] = LOG_MEL_FLOOR
         first_sample = self.frames_out * SAMPLES_PER_MOTION_FRAME - self._audio_start
         self._audio[0, max(0, first_sample) :] = 0.0
+
+    @property
+    def style(self) -> torch.Tensor:
+        """The style vector (1, S), kept in host memory with the rest of the stream's state."""
+        return self._style
+
+    @style.setter
+    def style(self, value: torch.Tensor) -> None:
+        self._style = value.detach().to("cpu", torch.float32)
 
     @property
     def sampling(self) -> tuple[str | None, int | None, float | None]:
@@ -190,21 +198,20 @@ class MotionStream:
             (start + count + lookahead) * k,
             None if end is None else end * k,
         )
-        device = self._latents.device
         prev, has_prev = prev_context(self._latents, cfg.dit.prev_frames, cfg.latent_dim)
         return HopInputs(
-            mel=mel.to(device),
+            mel=mel,
             prev=prev,
             has_prev=has_prev,
             style=self.style,
-            noise=hop_noise(self.seed, start, (1, count, cfg.latent_dim)).to(device),
+            noise=hop_noise(self.seed, start, (1, count, cfg.latent_dim)),
             sampling=self.sampling,
         )
 
     def accept(
         self, latents: torch.Tensor, speaking: torch.Tensor
     ) -> list[tuple[np.ndarray, float]]:
-        """Take the generated hop (count, D), (count,) and move the stream past it."""
+        """Take the generated hop (count, D), (count,) on the CPU and move the stream past it."""
         cfg = self.model.config
         count = latents.shape[0]
         self._latents = torch.cat([self._latents, latents])[-cfg.dit.prev_frames :]
@@ -214,8 +221,7 @@ class MotionStream:
         if drop > 0:
             self._mel = self._mel[:, drop:]
             self._mel_start += drop
-        x, speak = latents.cpu(), speaking.cpu()
-        return [(x[i].numpy(), float(speak[i])) for i in range(count)]
+        return [(latents[i].numpy(), float(speaking[i])) for i in range(count)]
 
     def _generate(self, end: int | None = None) -> list[tuple[np.ndarray, float]]:
         ((latents, speaking),) = generate_hops(self.model, [self.next_hop(end)])
@@ -224,7 +230,7 @@ class MotionStream:
 
 @dataclass
 class HopInputs:
-    """One stream's inputs for one hop of ``count`` frames (batch axis of 1 everywhere)."""
+    """One stream's inputs for one hop of ``count`` frames (batch axis of 1, host memory)."""
 
     mel: torch.Tensor  # (2, (context + count + lookahead) * 4, 80): own, partner
     prev: torch.Tensor  # (1, P, D)
@@ -238,6 +244,71 @@ class HopInputs:
         return self.noise.shape[1]
 
 
+@dataclass
+class HopBatch:
+    """Hops of several streams stacked on the batch axis; what one model call consumes."""
+
+    mel: torch.Tensor  # (B, 2, M, 80)
+    prev: torch.Tensor  # (B, P, D)
+    style: torch.Tensor  # (B, S)
+    noise: torch.Tensor  # (B, count, D)
+    has_prev: torch.Tensor  # (B,)
+
+    @staticmethod
+    def stack(hops: list[HopInputs]) -> HopBatch:
+        first = hops[0]
+        if any(h.count != first.count or h.sampling != first.sampling for h in hops):
+            raise ValueError("hops batched together need the same length and sampling settings")
+        return HopBatch(
+            mel=torch.stack([h.mel for h in hops]),
+            prev=torch.cat([h.prev for h in hops]),
+            style=torch.cat([h.style for h in hops]),
+            noise=torch.cat([h.noise for h in hops]),
+            has_prev=torch.tensor([h.has_prev for h in hops]),
+        )
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.mel, self.prev, self.style, self.noise, self.has_prev
+
+    def to(self, device: torch.device) -> HopBatch:
+        """The batch on ``device``; to a GPU through pinned memory, without waiting for it."""
+        if device.type == "cpu":
+            return self
+        if device.type == "cuda":
+            moved = [t.pin_memory().to(device, non_blocking=True) for t in self.tensors()]
+        else:
+            moved = [t.to(device) for t in self.tensors()]
+        return HopBatch(*moved)
+
+
+def run_hop_batch(
+    model: INFPModel,
+    mel: torch.Tensor,
+    prev: torch.Tensor,
+    style: torch.Tensor,
+    noise: torch.Tensor,
+    has_prev: torch.Tensor,
+    sampling: tuple[str | None, int | None, float | None],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's work for a batch of hops, on the model's device: latents (B, count, D) and
+    speaking (B, count). Reads no tensor back to the host, so it can be captured as a CUDA graph.
+    """
+    count = noise.shape[1]
+    feature, speaking = model.encode(mel[:, 0], mel[:, 1], style)
+    sampler, steps, cfg_scale = sampling
+    x = model.sample_window(
+        feature[:, -count:],
+        prev,
+        style,
+        noise,
+        has_prev=has_prev,
+        sampler=sampler,
+        steps=steps,
+        cfg_scale=cfg_scale,
+    )
+    return x, speaking[:, -count:]
+
+
 @torch.no_grad()
 def generate_hops(
     model: INFPModel, hops: list[HopInputs]
@@ -245,27 +316,12 @@ def generate_hops(
     """Run hops of many streams as one batch: one encoder and one sampler call.
 
     Every hop must have the same frame count and sampling settings. Returns, per hop, the
-    latents (count, D) and speaking (count,).
+    latents (count, D) and speaking (count,) on the CPU.
     """
-    first = hops[0]
-    if any(h.count != first.count or h.sampling != first.sampling for h in hops):
-        raise ValueError("hops batched together need the same length and sampling settings")
-    mel = torch.stack([h.mel for h in hops])  # (B, 2, M, 80)
-    style = torch.cat([h.style for h in hops])
-    feature, speaking = model.encode(mel[:, 0], mel[:, 1], style)
-    device = feature.device
-    sampler, steps, cfg_scale = first.sampling
-    x = model.sample_window(
-        feature[:, -first.count :],
-        torch.cat([h.prev for h in hops]),
-        style,
-        torch.cat([h.noise for h in hops]),
-        has_prev=torch.tensor([h.has_prev for h in hops], device=device),
-        sampler=sampler,
-        steps=steps,
-        cfg_scale=cfg_scale,
-    )
-    speaking = speaking[:, -first.count :]
+    device = next(model.parameters()).device
+    batch = HopBatch.stack(hops).to(device)
+    x, speaking = run_hop_batch(model, *batch.tensors(), hops[0].sampling)
+    x, speaking = x.cpu(), speaking.cpu()
     return [(x[i], speaking[i]) for i in range(len(hops))]
 
 

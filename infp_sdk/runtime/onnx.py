@@ -283,6 +283,15 @@ class OrtMotionDiT(_OrtGraph):
     ) -> torch.Tensor:
         return self._run(x_t, t, feature, prev, style, keep_feature, keep_prev, keep_style)[0]
 
+    def condition(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``MotionDiT.condition``'s arguments, kept for :meth:`velocity` (one graph runs all)."""
+        return inputs
+
+    def velocity(
+        self, x_t: torch.Tensor, t: torch.Tensor, condition: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        return self(x_t, t, *condition)
+
 
 class _NoStyleEncoder(nn.Module):
     def forward(self, reference: torch.Tensor) -> torch.Tensor:

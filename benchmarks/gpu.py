@@ -1,0 +1,189 @@
+"""The CUDA path on a GPU machine: parity with the CPU, CUDA graphs against eager, real-time runs.
+
+    python benchmarks/gpu.py [--seconds 15] [--out benchmarks/results]
+
+One script, a few minutes long, for a machine with an NVIDIA GPU (it exits with a message on one
+without). Each part is timed and saved even if a later part fails:
+
+1. parity: the default model's hops on the CPU, on CUDA eagerly and on CUDA through captured
+   graphs (largest latent difference), and the portrait renderer on CUDA against the CPU;
+2. per-batch time of one hop, eager against graph, for hops of 2 and 10 frames and batches of
+   1 to 64 agents (the CPU's batch of 1 in the same run, for scale);
+3. real-time runs (`infp_sdk.bench.run_realtime`): one agent at hop 2, and many agents on one
+   shared engine;
+4. the renderer's frames per second at 512x512.
+
+Results: ``gpu.json`` with the machine and GPU description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from infp_sdk.audio import load_audio
+from infp_sdk.bench import format_rows, looped, machine, run_realtime
+from infp_sdk.model.checkpoint import load_model
+from infp_sdk.runtime.generator import MotionStream, generate_hops
+from infp_sdk.runtime.graphs import HopGraphs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def conversation(seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    folder = ROOT / "examples" / "conversation"
+    return looped(load_audio(folder / "own.wav"), load_audio(folder / "partner.wav"), seconds)
+
+
+def ready_hops(model, own, partner, hop: int, agents: int, warm_frames: int = 20):
+    """One ready hop per agent, each agent at a different point of the conversation."""
+    hops = []
+    for k in range(agents):
+        stream = MotionStream(model, seed=k, hop=hop)
+        shift = (k * 4000) % (len(own) - 16000 * 4)
+        stream.append(own[shift : shift + 16000 * 3], partner[shift : shift + 16000 * 3])
+        while stream.frames_out < warm_frames:
+            stream.accept(*generate_hops(model, [stream.next_hop()])[0])
+        hops.append(stream.next_hop())
+    return hops
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def parity(cpu_model, cuda_model, own, partner) -> dict:
+    out = {}
+    for hop in (2, 10):
+        hops = ready_hops(cpu_model, own, partner, hop, agents=4)
+        ref = generate_hops(cpu_model, hops)
+        eager = generate_hops(cuda_model, hops)
+        graphs = HopGraphs(cuda_model, torch.device("cuda"))
+        graphed = graphs.run(hops[:3])  # padded to 4
+        out[f"hop{hop}"] = {
+            "cuda_eager_vs_cpu": max(
+                (a[0] - b[0]).abs().max().item() for a, b in zip(eager, ref, strict=True)
+            ),
+            "cuda_graph_vs_cuda_eager": max(
+                (a[0] - b[0]).abs().max().item() for a, b in zip(graphed, eager[:3], strict=True)
+            ),
+            "graph_replays": graphs.replays,
+            "graph_eager_fallbacks": graphs.eager,
+        }
+    return out
+
+
+def hop_times(cpu_model, cuda_model, own, partner) -> list[dict]:
+    rows = []
+    for hop in (2, 10):
+        hops = ready_hops(cpu_model, own, partner, hop, agents=64, warm_frames=10)
+        cpu_ms = median_ms(lambda h=hops: generate_hops(cpu_model, h[:1]), 20)
+        graphs = HopGraphs(cuda_model, torch.device("cuda"))
+        for batch in (1, 4, 16, 64):
+            part = hops[:batch]
+            eager = median_ms(lambda p=part: generate_hops(cuda_model, p), 30)
+            graph = median_ms(lambda p=part, g=graphs: g.run(p), 30)
+            row = {
+                "hop_frames": hop,
+                "batch": batch,
+                "cuda_eager_ms": round(eager, 3),
+                "cuda_graph_ms": round(graph, 3),
+                "graph_over_eager": round(graph / eager, 3),
+                "cpu_batch1_ms": round(cpu_ms, 3),
+            }
+            print(row, flush=True)
+            rows.append(row)
+    return rows
+
+
+def realtime(seconds: float) -> list[dict]:
+    own, partner = conversation(seconds)
+    rows = []
+    for agents in (1, 16, 64):
+        model = load_model("default")  # Engine moves it to the GPU
+        rows.append(run_realtime(model, own, partner, agents=agents, hop=2, label="cuda"))
+        print(format_rows(rows[-1:]), flush=True)
+    return rows
+
+
+def render_speed() -> dict:
+    from infp_sdk.face import load_portrait
+
+    avatar = ROOT / "examples" / "portrait" / "astronaut.avatar"
+    rng = np.random.default_rng(0)
+    motions = [
+        (rng.uniform(-0.2, 0.2, 6).astype(np.float32), rng.uniform(-0.3, 0.3, 4).astype(np.float32),
+         rng.uniform(0, 0.8, 52).astype(np.float32))
+        for _ in range(60)
+    ]  # fmt: skip
+    cpu = load_portrait(avatar, device="cpu")
+    gpu = load_portrait(avatar, device="cuda")
+    diff = 0
+    for head, gaze, bs in motions[:10]:
+        a = cpu.render(head=head, gaze=gaze, blendshapes=bs).astype(np.int16)
+        b = gpu.render(head=head, gaze=gaze, blendshapes=bs).astype(np.int16)
+        diff = max(diff, int(np.abs(a - b).max()))
+    times = []
+    for head, gaze, bs in motions:
+        t0 = time.perf_counter()
+        gpu.render(head=head, gaze=gaze, blendshapes=bs)
+        times.append(time.perf_counter() - t0)
+    ms = statistics.median(times[5:]) * 1000
+    return {"max_pixel_difference_vs_cpu": diff, "median_ms": round(ms, 3), "fps": 1000 / ms}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA GPU visible to torch: this benchmark needs one", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    props = torch.cuda.get_device_properties(0)
+    result = {
+        "benchmark": "gpu",
+        "machine": machine(),
+        "gpu": {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+                "cuda": torch.version.cuda},
+    }  # fmt: skip
+    own, partner = conversation(20.0)
+    cpu_model = load_model("default").eval()
+    cuda_model = load_model("default").to("cuda").eval()
+    parts = [
+        ("parity", lambda: parity(cpu_model, cuda_model, own, partner)),
+        ("hop_times", lambda: hop_times(cpu_model, cuda_model, own, partner)),
+        ("realtime", lambda: realtime(args.seconds)),
+        ("render", render_speed),
+    ]
+    for name, part in parts:
+        t0 = time.perf_counter()
+        try:
+            result[name] = part()
+        except Exception:
+            result[name] = {"error": traceback.format_exc()}
+        print(f"{name} ({time.perf_counter() - t0:.0f} s):", json.dumps(result[name])[:2000])
+        (out / "gpu.json").write_text(json.dumps(result, indent=1))
+    print(f"saved {out / 'gpu.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
