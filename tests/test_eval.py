@@ -410,3 +410,20 @@ def test_eval_cli_through_register_cli(tiny_dataset, tmp_path, capsys):
     bad = parser.parse_args([*common, "--compare", "nopath"])
     with pytest.raises(ValueError, match="NAME=PATH"):
         bad.func(bad)
+
+
+def test_evaluate_passes_hop_and_solver_steps_to_every_generation(tiny_dataset, monkeypatch):
+    seen = []
+    real = generator.generate_motion
+
+    def recording(model, own, partner, **kw):
+        seen.append((kw["hop"], kw["steps"]))
+        return real(model, own, partner, **kw)
+
+    monkeypatch.setattr(generator, "generate_motion", recording)
+    model = random_model()
+    few = report.evaluate({"m": model}, tiny_dataset, max_sessions=1, hop=3, steps=2)
+    default = report.evaluate({"m": model}, tiny_dataset, max_sessions=1, hop=3)
+    assert seen == [(3, 2)] * 2 + [(3, None)] * 2
+    assert few["settings"]["solver_steps"] == 2 and few["settings"]["hop_frames"] == 3
+    assert few["metrics"]["m"]["fd_pose"] != default["metrics"]["m"]["fd_pose"]

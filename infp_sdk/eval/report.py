@@ -161,12 +161,16 @@ def _fit_length(x: np.ndarray, frames: int) -> np.ndarray:
 
 
 def predict(
-    model: INFPModel, example: EvalExample, seed: int = 0, hop: int | None = None
+    model: INFPModel,
+    example: EvalExample,
+    seed: int = 0,
+    hop: int | None = None,
+    steps: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(latents (T, 62), speaking (T,))`` of one ``generate_motion`` call on an example."""
     from ..runtime.generator import generate_motion
 
-    motion = generate_motion(model, example.own, example.partner, seed=seed, hop=hop)
+    motion = generate_motion(model, example.own, example.partner, seed=seed, hop=hop, steps=steps)
     return (
         _fit_length(np.asarray(motion.latents, np.float32), example.frames),
         _fit_length(np.asarray(motion.speaking, np.float32), example.frames),
@@ -269,6 +273,7 @@ def evaluate(
     plot: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     hop: int | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Score models on a dataset split against the teacher motion.
 
@@ -285,6 +290,7 @@ def evaluate(
         log: Called with a line of progress per model.
         hop: Frames per generation step for every model (default: each model's window); short
             hops are what a low-latency stream uses.
+        steps: Solver steps for every model (default: each model's own); fewer is cheaper.
 
     Returns:
         A JSON-ready dict: ``split``, ``root``, ``sessions``, ``examples``, ``minutes``,
@@ -318,7 +324,7 @@ def evaluate(
                 for ex in examples
             ]
         else:
-            preds = [predict(model, ex, seed, hop) for ex in examples]
+            preds = [predict(model, ex, seed, hop, steps) for ex in examples]
         elapsed = time.perf_counter() - started
         row = score(preds, examples, centers_pose, centers_expr, loudness, beats)
         if isinstance(model, INFPModel):
@@ -349,6 +355,7 @@ def evaluate(
             "nod_min_interval_s": 0.3,
             "beat_sigma_frames": 3.0,
             "hop_frames": hop,
+            "solver_steps": steps,
         },
         "metrics": rows,
     }
@@ -573,6 +580,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         plot=None if args.no_plot else out / "session.png",
         log=lambda line: print(line, file=sys.stderr),
         hop=args.hop,
+        steps=args.steps,
     )
     print(format_table(results))
     save_json(results, out / "eval.json")
@@ -609,6 +617,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="noise and k-means seed")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--hop", type=int, help="frames per generation step (default: window)")
+    parser.add_argument(
+        "--steps", type=int, help="solver steps (default: the model's; fewer is cheaper)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip session.png")
     parser.set_defaults(func=_cmd_eval)
     return parser
