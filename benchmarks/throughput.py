@@ -6,7 +6,8 @@ N agents each receive the bundled conversation in 20 ms chunks at real-time pace
 Engine their hops run as batched model calls; with separate engines each agent has its own model
 calls and worker thread. An agent count is sustained when every frame arrived and the compute
 part of the latency stayed at or below 250 ms at p95 (see `infp_sdk/bench.py`). Saves JSON and
-a plot of p95 latency and CPU use against N under benchmarks/results/.
+a plot of p95 latency and CPU use against N under benchmarks/results/ (throughput.json for
+torch, throughput_onnxruntime.json for --backend onnxruntime).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     print(f"agents sustained in real time: {sustained}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    name = "throughput" if args.backend == "torch" else f"throughput_{args.backend}"
     result = {
         "benchmark": "throughput",
         "machine": machine(),
@@ -61,14 +63,14 @@ def main() -> None:
         "sustained_agents": sustained,
         "results": rows,
     }
-    (out / "throughput.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print(f"saved {out / 'throughput.json'} (no plot: matplotlib is not installed)")
+        print(f"saved {out / name}.json (no plot: matplotlib is not installed)")
         return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for label in ("shared engine", "engine each"):
@@ -84,8 +86,8 @@ def main() -> None:
     ax1.legend()
     fig.suptitle(f"{args.backend}, hop {args.hop}, 20 ms chunks at real-time pace")
     fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=90)
-    print(f"saved {out / 'throughput.json'} and throughput.png")
+    fig.savefig(out / f"{name}.png", dpi=90)
+    print(f"saved {out / name}.json and {name}.png")
 
 
 if __name__ == "__main__":
