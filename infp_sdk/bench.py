@@ -78,6 +78,7 @@ def run_realtime(
     agents: int = 1,
     hop: int | None = None,
     steps: int | None = None,
+    cfg_scale: float | None = None,
     shared: bool = True,
     label: str = "",
 ) -> dict:
@@ -85,10 +86,13 @@ def run_realtime(
 
     ``model`` is a torch model or one loaded by ``load_onnx_model``. ``shared``: all agents on
     one :class:`Engine` (batched model calls); otherwise one engine, and thread, per agent.
-    ``hop`` and ``steps`` (solver steps) default to the model's.
+    ``hop``, ``steps`` (solver steps) and ``cfg_scale`` default to the model's.
     """
     engines = [Engine(model=model)] if shared else [Engine(model=model) for _ in range(agents)]
-    crowd = [engines[k % len(engines)].agent(seed=k, hop=hop, steps=steps) for k in range(agents)]
+    crowd = [
+        engines[k % len(engines)].agent(seed=k, hop=hop, steps=steps, cfg_scale=cfg_scale)
+        for k in range(agents)
+    ]
     hop = crowd[0].hop
     lookahead = model.config.encoder.lookahead
     chunks = len(own) // CHUNK
@@ -145,6 +149,7 @@ def run_realtime(
         "shared_engine": shared,
         "hop_frames": hop,
         "solver_steps": steps or model.config.steps,
+        "cfg_scale": model.config.cfg_scale if cfg_scale is None else cfg_scale,
         "lookahead_frames": lookahead,
         "frames": len(lat),
         "frames_expected": emitted * agents,
@@ -217,7 +222,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         for n in args.agents:
             rows.append(
                 run_realtime(
-                    model, own, partner, agents=n, hop=args.hop, steps=args.steps, label=backend
+                    model,
+                    own,
+                    partner,
+                    agents=n,
+                    hop=args.hop,
+                    steps=args.steps,
+                    cfg_scale=args.cfg_scale,
+                    label=backend,
                 )
             )
             print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
@@ -250,6 +262,7 @@ def register_cli(sub) -> None:
     bench.add_argument("--agents", type=int, nargs="+", default=[1], help="agent counts to try")
     bench.add_argument("--hop", type=int, help="frames per hop (default: the model's)")
     bench.add_argument("--steps", type=int, help="solver steps (default: the model's)")
+    bench.add_argument("--cfg-scale", type=float, help="guidance scale (default: the model's)")
     bench.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime"])
     bench.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime")
     bench.add_argument("--json", help="also save the results here")

@@ -100,7 +100,8 @@ def test_pickle_model_is_refused(tmp_path):
 
 def test_bench_times_every_frame_of_several_agents(checkpoint, tmp_path):
     out = run("bench", "--model", str(checkpoint), "--seconds", "3", "--agents", "1", "3",
-              "--hop", "2", "--steps", "3", "--json", str(tmp_path / "bench.json"))  # fmt: skip
+              "--hop", "2", "--steps", "3", "--cfg-scale", "1.5",
+              "--json", str(tmp_path / "bench.json"))  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "sustained" in out.stdout
     result = json.loads((tmp_path / "bench.json").read_text())
@@ -108,6 +109,7 @@ def test_bench_times_every_frame_of_several_agents(checkpoint, tmp_path):
     one, three = result["results"]
     assert (one["agents"], three["agents"]) == (1, 3)
     assert one["solver_steps"] == three["solver_steps"] == 3
+    assert one["cfg_scale"] == three["cfg_scale"] == 1.5
     for r in (one, three):
         assert r["frames"] == r["frames_expected"] > 0
         lat, alg = r["latency_ms"], r["algorithmic_ms"]

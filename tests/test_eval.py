@@ -412,18 +412,21 @@ def test_eval_cli_through_register_cli(tiny_dataset, tmp_path, capsys):
         bad.func(bad)
 
 
-def test_evaluate_passes_hop_and_solver_steps_to_every_generation(tiny_dataset, monkeypatch):
+def test_evaluate_passes_hop_steps_and_guidance_to_every_generation(tiny_dataset, monkeypatch):
     seen = []
     real = generator.generate_motion
 
     def recording(model, own, partner, **kw):
-        seen.append((kw["hop"], kw["steps"]))
+        seen.append((kw["hop"], kw["steps"], kw["cfg_scale"]))
         return real(model, own, partner, **kw)
 
     monkeypatch.setattr(generator, "generate_motion", recording)
     model = random_model()
     few = report.evaluate({"m": model}, tiny_dataset, max_sessions=1, hop=3, steps=2)
+    guided = report.evaluate({"m": model}, tiny_dataset, max_sessions=1, hop=3, cfg_scale=2.0)
     default = report.evaluate({"m": model}, tiny_dataset, max_sessions=1, hop=3)
-    assert seen == [(3, 2)] * 2 + [(3, None)] * 2
+    assert seen == [(3, 2, None)] * 2 + [(3, None, 2.0)] * 2 + [(3, None, None)] * 2
     assert few["settings"]["solver_steps"] == 2 and few["settings"]["hop_frames"] == 3
-    assert few["metrics"]["m"]["fd_pose"] != default["metrics"]["m"]["fd_pose"]
+    assert guided["settings"]["cfg_scale"] == 2.0
+    for other in (few, guided):
+        assert other["metrics"]["m"]["fd_pose"] != default["metrics"]["m"]["fd_pose"]

@@ -166,11 +166,20 @@ def predict(
     seed: int = 0,
     hop: int | None = None,
     steps: int | None = None,
+    cfg_scale: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(latents (T, 62), speaking (T,))`` of one ``generate_motion`` call on an example."""
     from ..runtime.generator import generate_motion
 
-    motion = generate_motion(model, example.own, example.partner, seed=seed, hop=hop, steps=steps)
+    motion = generate_motion(
+        model,
+        example.own,
+        example.partner,
+        seed=seed,
+        hop=hop,
+        steps=steps,
+        cfg_scale=cfg_scale,
+    )
     return (
         _fit_length(np.asarray(motion.latents, np.float32), example.frames),
         _fit_length(np.asarray(motion.speaking, np.float32), example.frames),
@@ -274,6 +283,7 @@ def evaluate(
     log: Callable[[str], None] | None = None,
     hop: int | None = None,
     steps: int | None = None,
+    cfg_scale: float | None = None,
 ) -> dict[str, Any]:
     """Score models on a dataset split against the teacher motion.
 
@@ -291,6 +301,7 @@ def evaluate(
         hop: Frames per generation step for every model (default: each model's window); short
             hops are what a low-latency stream uses.
         steps: Solver steps for every model (default: each model's own); fewer is cheaper.
+        cfg_scale: Classifier-free guidance scale for every model (default: each model's own).
 
     Returns:
         A JSON-ready dict: ``split``, ``root``, ``sessions``, ``examples``, ``minutes``,
@@ -324,7 +335,7 @@ def evaluate(
                 for ex in examples
             ]
         else:
-            preds = [predict(model, ex, seed, hop, steps) for ex in examples]
+            preds = [predict(model, ex, seed, hop, steps, cfg_scale) for ex in examples]
         elapsed = time.perf_counter() - started
         row = score(preds, examples, centers_pose, centers_expr, loudness, beats)
         if isinstance(model, INFPModel):
@@ -356,6 +367,7 @@ def evaluate(
             "beat_sigma_frames": 3.0,
             "hop_frames": hop,
             "solver_steps": steps,
+            "cfg_scale": cfg_scale,
         },
         "metrics": rows,
     }
@@ -581,6 +593,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         log=lambda line: print(line, file=sys.stderr),
         hop=args.hop,
         steps=args.steps,
+        cfg_scale=args.cfg_scale,
     )
     print(format_table(results))
     save_json(results, out / "eval.json")
@@ -619,6 +632,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--hop", type=int, help="frames per generation step (default: window)")
     parser.add_argument(
         "--steps", type=int, help="solver steps (default: the model's; fewer is cheaper)"
+    )
+    parser.add_argument(
+        "--cfg-scale", type=float, help="guidance scale (default: the model's; 1 = none)"
     )
     parser.add_argument("--no-plot", action="store_true", help="skip session.png")
     parser.set_defaults(func=_cmd_eval)
