@@ -18,14 +18,12 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t (B,))
 T_MAX = 0.999  # alpha(1) = 0 makes log-SNR infinite; stop just short of it
 
 
-def alpha_sigma(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def alpha_sigma(t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor] | tuple[float, float]:
+    """(alpha, sigma) at time ``t``: a tensor, or a float for the samplers' host-side schedule."""
     angle = t * (math.pi / 2)
-    return torch.cos(angle), torch.sin(angle)
-
-
-def log_snr(t: torch.Tensor) -> torch.Tensor:
-    alpha, sigma = alpha_sigma(t)
-    return 2 * (torch.log(alpha) - torch.log(sigma))
+    if isinstance(angle, torch.Tensor):
+        return torch.cos(angle), torch.sin(angle)
+    return math.cos(angle), math.sin(angle)
 
 
 def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -56,12 +54,8 @@ def time_grid(steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.linspace(T_MAX, 0.0, steps + 1, device=device)
 
 
-def _host_alpha_sigma(t: float) -> tuple[float, float]:
-    return math.cos(t * math.pi / 2), math.sin(t * math.pi / 2)
-
-
-def _host_half_log_snr(t: float) -> float:
-    alpha, sigma = _host_alpha_sigma(t)
+def _half_log_snr(t: float) -> float:
+    alpha, sigma = alpha_sigma(t)
     return math.log(alpha) - math.log(sigma)
 
 
@@ -76,8 +70,8 @@ def sample_ddim(denoise: Denoiser, noise: torch.Tensor, steps: int = 20) -> torc
     b = x.shape[0]
     for t, s in pairwise(times):
         x0 = denoise(x, noise.new_full((b,), t))
-        alpha_t, sigma_t = _host_alpha_sigma(t)
-        alpha_s, sigma_s = _host_alpha_sigma(s)
+        alpha_t, sigma_t = alpha_sigma(t)
+        alpha_s, sigma_s = alpha_sigma(s)
         eps = (x - alpha_t * x0) / sigma_t
         x = alpha_s * x0 + sigma_s * eps
     return x
@@ -94,9 +88,9 @@ def sample_dpmpp_2m(denoise: Denoiser, noise: torch.Tensor, steps: int = 6) -> t
         x0 = denoise(x, noise.new_full((b,), t))
         if s <= 0:  # last step lands on the data
             return x0
-        alpha_s, sigma_s = _host_alpha_sigma(s)
-        _, sigma_t = _host_alpha_sigma(t)
-        h = _host_half_log_snr(s) - _host_half_log_snr(t)
+        alpha_s, sigma_s = alpha_sigma(s)
+        _, sigma_t = alpha_sigma(t)
+        h = _half_log_snr(s) - _half_log_snr(t)
         if x0_prev is None:
             d = x0
         else:
