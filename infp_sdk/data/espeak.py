@@ -99,20 +99,24 @@ _CALLBACK = ctypes.CFUNCTYPE(
 
 @dataclass
 class Utterance:
-    """One synthesised text: 16 kHz audio and what espeak-ng said when.
+    """One synthesised text: 16 kHz audio and what the synthesiser said when.
 
     Times are seconds from the start of ``audio``. ``phonemes`` covers the whole audio, pauses
-    included (mnemonics starting with ``_``); ``words`` spans each word's non-pause phonemes.
+    included (espeak mnemonics starting with ``_``, Festival's ``pau``); ``words`` spans each
+    word's non-pause phonemes.
     """
 
     audio: np.ndarray
     """float32 mono at 16 kHz."""
     phonemes: list[tuple[float, float, str]] = field(default_factory=list)
-    """(start_s, end_s, espeak mnemonic such as ``aI`` or ``_:``)."""
+    """(start_s, end_s, phone): an espeak mnemonic such as ``aI`` or ``_:``, or a Festival phone
+    such as ``ay`` or ``pau`` (see ``phoneset``)."""
     words: list[tuple[float, float]] = field(default_factory=list)
     """(start_s, end_s) of each spoken word."""
     text: str = ""
     voice: str = ""
+    phoneset: str = "espeak"
+    """Whose phone names ``phonemes`` uses: ``espeak`` here, ``radio`` for Festival voices."""
 
     @property
     def seconds(self) -> float:

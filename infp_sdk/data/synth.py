@@ -1,15 +1,18 @@
 """Synthetic two-person conversations with ground-truth motion for both participants.
 
-No dyadic audio-and-face dataset can be downloaded, so the SDK makes its own: two espeak-ng
-voices take turns (with pauses, overlaps, interruptions and backchannels), the procedural
-:mod:`~infp_sdk.data.teacher` animates both people from the clean speech, and the audio is then
-degraded (level differences, room reverb, background noise, crosstalk) so a model trained on it
-does not rely on studio-clean input.
+No dyadic audio-and-face dataset can be downloaded, so the SDK makes its own: two synthetic
+voices (espeak-ng, or Festival's diphone and HTS voices) take turns (with pauses, overlaps,
+interruptions and backchannels), the procedural :mod:`~infp_sdk.data.teacher` animates both
+people from the clean speech, and the audio is then degraded like a real microphone and line
+(levels, room reverb, noise, babble and music beds, clipping, compression, telephone band,
+lossy codecs, crosstalk) so a model trained on it does not rely on studio-clean input.
 
-The ``test`` split has its own voices (accents and variants) and its own sentences (templates
-and words), none of which ``train`` or ``val`` ever use.
+The ``test`` split has its own voices (accents, variants and a Festival voice), its own
+sentences (templates and words) and an engine, Festival HTS, none of which ``train`` or ``val``
+ever use.
 
     infp-sdk synth -o data/synth --sessions 200 --seconds 30 --split train --workers 2
+    infp-sdk synth -o data/test-hts --sessions 20 --split test --engine festival-hts
 """
 
 from __future__ import annotations
@@ -18,18 +21,24 @@ import argparse
 import itertools
 import multiprocessing
 import os
+import shutil
+import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE, resample
+from . import festival
 from .dataset import SPLITS, MotionTrack, add_to_manifest, write_session
-from .espeak import EspeakError, Synthesizer
-from .teacher import Timeline, sample_manner, teach
+from .espeak import EspeakError, Synthesizer, Utterance
+from .festival import FestivalError
+from .teacher import Timeline, phoneme_visemes, sample_manner, tag_phoneme, teach
 
 # ----------------------------------------------------------------------------------------------
 # Voices
@@ -49,46 +58,184 @@ VOICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 VOICES["val"] = VOICES["train"]
 
+ENGINES: tuple[str, ...] = ("espeak", "festival", "festival-hts")
+"""Synthesis engines: espeak-ng (formant), Festival diphone voices, Festival HTS voices."""
+
+HELD_OUT_ENGINES: tuple[str, ...] = ("festival-hts",)
+"""Engines only the test split uses: a test score on them measures an unseen synthesiser."""
+
+# Festival voices by split and engine. The test split's diphone voice is a voice train never
+# hears; its HTS voice comes from an engine train never hears.
+FESTIVAL_VOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "train": {"festival": ("kal_diphone",)},
+    "test": {"festival": ("ked_diphone",), "festival-hts": ("cmu_us_slt_arctic_hts",)},
+}
+FESTIVAL_VOICES["val"] = FESTIVAL_VOICES["train"]
+
+# The chance of each engine for one speaker (renormalised over the engines in use).
+ENGINE_WEIGHTS: dict[str, dict[str, float]] = {
+    "train": {"espeak": 0.7, "festival": 0.3},
+    "test": {"espeak": 0.5, "festival": 0.25, "festival-hts": 0.25},
+}
+ENGINE_WEIGHTS["val"] = ENGINE_WEIGHTS["train"]
+
+_WARNED: set[tuple[str, str]] = set()
+
 
 @dataclass
 class Voice:
-    """An espeak-ng voice with its speaking rate (wpm), base pitch and pitch range (0-99)."""
+    """One speaker's voice: the engine, the voice name and its settings.
+
+    espeak-ng voices use ``rate`` (words per minute), ``pitch`` and ``pitch_range`` (0-99).
+    Festival voices use ``stretch`` (duration factor, above 1 is slower) and, for diphone voices,
+    ``f0`` and ``f0_range`` (factors on the voice's F0 mean and spread).
+    """
 
     name: str
-    rate: int
-    pitch: int
-    pitch_range: int
+    rate: int = 175
+    pitch: int = 50
+    pitch_range: int = 50
+    engine: str = "espeak"
+    stretch: float = 1.0
+    f0: float = 1.0
+    f0_range: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        if self.engine == "espeak":
+            return {
+                "engine": self.engine,
+                "name": self.name,
+                "rate": self.rate,
+                "pitch": self.pitch,
+                "range": self.pitch_range,
+            }
+        out: dict[str, Any] = {
+            "engine": self.engine,
             "name": self.name,
-            "rate": self.rate,
-            "pitch": self.pitch,
-            "range": self.pitch_range,
+            "stretch": round(self.stretch, 3),
         }
+        if self.engine == "festival":
+            out["f0"] = round(self.f0, 3)
+            out["f0_range"] = round(self.f0_range, 3)
+        return out
 
 
-def voice_pool(split: str) -> list[str]:
-    """Every voice name (``language+variant``) a split may use."""
+def engine_pools(split: str) -> dict[str, list[str]]:
+    """Every voice a split may use, by engine (whether or not the engine is installed)."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} must be one of {', '.join(SPLITS)}")
     langs, variants = VOICES[split]
-    return [f"{lang}+{var}" for lang in langs for var in variants]
+    pools = {"espeak": [f"{lang}+{var}" for lang in langs for var in variants]}
+    for engine, names in FESTIVAL_VOICES[split].items():
+        pools[engine] = list(names)
+    return pools
 
 
-def _pick_voices(rng: np.random.Generator, split: str) -> tuple[Voice, Voice]:
+def voice_pool(split: str, engine: str | None = None) -> list[str]:
+    """Every voice name a split may use (espeak's ``language+variant``, Festival's voice names),
+    of all its engines or of one."""
+    pools = engine_pools(split)
+    if engine is not None:
+        return list(pools.get(engine, []))
+    return [name for names in pools.values() for name in names]
+
+
+def _engine_ready(engine: str, split: str) -> bool:
+    """Whether an engine's voices for ``split`` can be synthesised here."""
+    if engine == "espeak":
+        return True
+    return all(festival.available(v) for v in FESTIVAL_VOICES[split].get(engine, ()))
+
+
+def split_engines(split: str, engines: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The engines a session of ``split`` draws from.
+
+    By default every engine of the split that is installed (a missing Festival is warned about
+    once and left out). ``engines`` restricts the choice; asking for an engine the split does not
+    use, or one that is not installed, is an error.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} must be one of {', '.join(SPLITS)}")
+    own = tuple(ENGINE_WEIGHTS[split])
+    if engines is None:
+        ready = []
+        for engine in own:
+            if _engine_ready(engine, split):
+                ready.append(engine)
+            elif (split, engine) not in _WARNED:
+                _WARNED.add((split, engine))
+                warnings.warn(
+                    f"{engine} voices for the {split} split are not installed, so its sessions "
+                    f"use {', '.join(e for e in own if e != engine)} only: "
+                    + "; ".join(
+                        f"{v}: {festival.VOICE_PACKAGES.get(v, 'a festvox package')}"
+                        for v in FESTIVAL_VOICES[split].get(engine, ())
+                    )
+                    + f" ({festival.INSTALL_HINT})",
+                    stacklevel=3,
+                )
+        return tuple(ready)
+    chosen = tuple(dict.fromkeys(engines))
+    for engine in chosen:
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r} must be one of {', '.join(ENGINES)}")
+        if engine not in own:
+            held = " (held out for the test split)" if engine in HELD_OUT_ENGINES else ""
+            raise ValueError(
+                f"the {split} split does not use {engine}{held}: pick from {', '.join(own)}"
+            )
+        if engine != "espeak":
+            for voice in FESTIVAL_VOICES[split][engine]:
+                festival.require(voice)
+    if not chosen:
+        raise ValueError("engines must name at least one engine")
+    return chosen
+
+
+def _pick_voices(
+    rng: np.random.Generator, split: str, engines: Sequence[str]
+) -> tuple[Voice, Voice]:
+    """Two voices, each on an engine drawn from ``engines``; never the same voice twice unless
+    the engines allow nothing else (e.g. a test set of one HTS voice)."""
     langs, variants = VOICES[split]
-    var = rng.choice(len(variants), size=2, replace=False)
-    lang = rng.choice(len(langs), size=2, replace=len(langs) < 2)
-    voices = []
-    for k in range(2):
-        voices.append(
-            Voice(
-                name=f"{langs[lang[k]]}+{variants[var[k]]}",
+    weights = np.array([ENGINE_WEIGHTS[split][e] for e in engines], np.float64)
+    used: list[Voice] = []
+    for _ in range(2):
+        taken = {v.name for v in used}
+        taken_variants = {v.name.partition("+")[2] for v in used if v.engine == "espeak"}
+        # Engines with a voice left that the other speaker does not already use.
+        free = [
+            bool(set(variants) - taken_variants)
+            if e == "espeak"
+            else bool(set(FESTIVAL_VOICES[split][e]) - taken)
+            for e in engines
+        ]
+        w = weights * np.array(free) if any(free) else weights
+        cum = np.cumsum(w / w.sum())
+        engine = engines[min(int(np.searchsorted(cum, rng.random(), "right")), len(engines) - 1)]
+        if engine == "espeak":
+            options = [v for v in variants if v not in taken_variants] or list(variants)
+            var = options[int(rng.integers(len(options)))]
+            lang = langs[int(rng.integers(len(langs)))]
+            voice = Voice(
+                name=f"{lang}+{var}",
                 rate=int(np.clip(rng.normal(168, 18), 130, 215)),
                 pitch=int(rng.integers(30, 71)),
                 pitch_range=int(rng.integers(30, 81)),
             )
-        )
-    return voices[0], voices[1]
+        else:
+            pool = FESTIVAL_VOICES[split][engine]
+            options = [v for v in pool if v not in taken] or list(pool)
+            name = options[int(rng.integers(len(options)))]
+            voice = Voice(
+                name=name,
+                engine=engine,
+                stretch=float(np.clip(rng.normal(1.0, 0.08), 0.85, 1.2)),
+                f0=float(rng.uniform(0.85, 1.25)) if engine == "festival" else 1.0,
+                f0_range=float(rng.uniform(0.6, 1.6)) if engine == "festival" else 1.0,
+            )
+        used.append(voice)
+    return used[0], used[1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -175,6 +322,9 @@ BACKCHANNELS: tuple[tuple[str, str], ...] = (
     ("sure", "sure"),
     ("yep", "yep"),
 )
+# What Festival is given instead (its lexicons spell "mm-hm" too; festival.LEXICON_ADDITIONS
+# teaches it these words).
+_FESTIVAL_SPOKEN = {"mm-hm": "mmhmm", "hmm": "hmmm"}
 
 _BANK_CACHE: dict[str, list[str]] = {}
 
@@ -256,19 +406,80 @@ class _Placed:
         self.words = [(s, min(e, rel)) for s, e in self.words if s < rel - 0.02]
 
 
-def _speak(tts: Synthesizer, text: str, voice: Voice, rng: np.random.Generator) -> Any:
-    # Small per-utterance variation so one speaker's turns are not carbon copies.
-    return tts.synthesize(
-        text,
-        voice.name,
-        rate=int(voice.rate + rng.integers(-8, 9)),
-        pitch=int(np.clip(voice.pitch + rng.integers(-4, 5), 0, 99)),
-        pitch_range=voice.pitch_range,
-    )
+class _Speakers:
+    """The synthesisers of one session: a fresh espeak-ng (made on first use, so its output
+    depends on the session alone) and this process's Festival (whose output never depends on
+    what it said before)."""
+
+    def __init__(self) -> None:
+        self._espeak: Synthesizer | None = None
+
+    def speak(
+        self, text: str, voice: Voice, rng: np.random.Generator, shown: str | None = None
+    ) -> Utterance:
+        """Synthesise ``text`` (the espeak form; ``shown`` picks Festival's form of a
+        backchannel) with small per-utterance variation so a speaker's turns are not carbon
+        copies. Phones come back tagged for the teacher and the loudness normalised."""
+        if voice.engine == "espeak":
+            if self._espeak is None:
+                self._espeak = Synthesizer()
+            utt = self._espeak.synthesize(
+                text,
+                voice.name,
+                rate=int(voice.rate + rng.integers(-8, 9)),
+                pitch=int(np.clip(voice.pitch + rng.integers(-4, 5), 0, 99)),
+                pitch_range=voice.pitch_range,
+            )
+        else:
+            # espeak's phoneme input ("[[...]]") means nothing to Festival: say what is shown.
+            spoken = _FESTIVAL_SPOKEN.get(shown, shown) if shown is not None else text
+            utt = festival.synthesize(
+                spoken,
+                voice.name,
+                stretch=voice.stretch * float(rng.uniform(0.96, 1.04)),
+                pitch=voice.f0 * float(rng.uniform(0.97, 1.03)),
+                pitch_range=voice.f0_range,
+            )
+            utt.text = text
+        utt.phonemes = [(s, e, tag_phoneme(p, utt.phoneset)) for s, e, p in utt.phonemes]
+        utt.audio = _normalise_level(utt.audio)
+        return utt
+
+    def close(self) -> None:
+        if self._espeak is not None:
+            self._espeak.close()
+            self._espeak = None
+
+    def __enter__(self) -> _Speakers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Engines differ in loudness (HTS speaks ~8 dB below espeak); every utterance is brought to one
+# speech level (RMS over its active 10 ms frames) before the per-utterance gain.
+_SPEECH_RMS = 0.1
+
+
+def _normalise_level(audio: np.ndarray) -> np.ndarray:
+    hop = SAMPLE_RATE // 100
+    n = len(audio) // hop
+    if n == 0:
+        return audio
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop) ** 2, axis=1))
+    active = rms > 0.03 * rms.max()
+    if not active.any():
+        return audio
+    level = float(np.sqrt(np.mean(rms[active] ** 2)))
+    gain = _SPEECH_RMS / level
+    # Never push the peaks past full scale.
+    gain = min(gain, 0.95 / (float(np.abs(audio).max()) + 1e-9))
+    return (audio * gain).astype(np.float32)
 
 
 def _plan(
-    tts: Synthesizer,
+    tts: _Speakers,
     rng: np.random.Generator,
     split: str,
     seconds: float,
@@ -283,7 +494,7 @@ def _plan(
     while cursor < seconds - 0.6:
         sentences = _turn_text(rng, split)
         text = " ".join(sentences)
-        utt = _speak(tts, text, voices[speaker], rng)
+        utt = tts.speak(text, voices[speaker], rng)
         turn = _Placed(
             speaker, "turn", text, cursor, utt.audio, utt.phonemes, utt.words, False, sentences
         )
@@ -313,7 +524,7 @@ def _plan(
 
 
 def _backchannels(
-    tts: Synthesizer,
+    tts: _Speakers,
     rng: np.random.Generator,
     turn: _Placed,
     listener: int,
@@ -339,7 +550,7 @@ def _backchannels(
         if rng.random() > 0.55 or at < free_from:
             continue
         shown, spoken = BACKCHANNELS[int(rng.integers(len(BACKCHANNELS)))]
-        utt = _speak(tts, spoken, voice, rng)
+        utt = tts.speak(spoken, voice, rng, shown=shown)
         start = at + float(rng.uniform(0.05, 0.3))
         bc = _Placed(
             listener, "backchannel", shown, start, utt.audio * 0.7, utt.phonemes, utt.words
@@ -385,9 +596,323 @@ def _pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     return (x / (x.std() + 1e-12)).astype(np.float32)
 
 
+def _frame_power(x: np.ndarray, hop: int) -> np.ndarray:
+    m = -(-len(x) // hop)
+    padded = np.zeros(m * hop, np.float64)
+    padded[: len(x)] = x
+    return np.mean(padded.reshape(m, hop) ** 2, axis=1)
+
+
+def _speech_db(power: np.ndarray) -> float:
+    """Speech level in dB: the mean power of the frames within 40 dB of the loudest."""
+    db = 10 * np.log10(power + 1e-12)
+    active = db > db.max() - 40
+    return float(10 * np.log10(np.mean(power[active]) + 1e-12))
+
+
+# --- background beds ---------------------------------------------------------------------------
+
+_BABBLE_CACHE: dict[str, list[np.ndarray]] = {}
+_BABBLE_SEED = 0xBAB
+
+
+def _babble_material(split: str) -> list[np.ndarray]:
+    """Six talkers of the split's own voices and sentences (three sentences each, unit RMS),
+    made once per process; the same for every session of a split on a given installation."""
+    if split not in _BABBLE_CACHE:
+        rng = np.random.default_rng([_BABBLE_SEED, _SPLIT_CODE[split]])
+        engines = split_engines(split)
+        talkers = []
+        with _Speakers() as tts:
+            for _ in range(3):
+                for voice in _pick_voices(rng, split, engines):
+                    text = " ".join(_sentence(rng, split) for _ in range(3))
+                    audio = tts.speak(text, voice, rng).audio
+                    loud = np.flatnonzero(np.abs(audio) > 0.01)
+                    if len(loud):
+                        audio = audio[loud[0] : loud[-1] + 1]
+                    talkers.append((audio / (audio.std() + 1e-9)).astype(np.float32))
+        _BABBLE_CACHE[split] = talkers
+    return _BABBLE_CACHE[split]
+
+
+def _babble(rng: np.random.Generator, n: int, split: str) -> tuple[np.ndarray, int]:
+    """Several people talking at once in the background: 3 to 6 synthetic talkers, each
+    looped from a random point. Returns (unit-RMS bed, number of talkers)."""
+    material = _babble_material(split)
+    count = int(rng.integers(3, 7))
+    picks = rng.choice(len(material), size=min(count, len(material)), replace=False)
+    bed = np.zeros(n, np.float64)
+    for i in picks:
+        talker = material[int(i)]
+        offset = int(rng.integers(len(talker)))
+        bed += np.resize(np.roll(talker, -offset), n) * 10 ** (rng.uniform(-4, 4) / 20)
+    return (bed / (bed.std() + 1e-12)).astype(np.float32), len(picks)
+
+
+def _music(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A synthetic music bed (unit RMS): a chord progression of decaying harmonic tones over a
+    bass line, sometimes with a hi-hat on the beat."""
+    sr = SAMPLE_RATE
+    beat = float(rng.uniform(0.35, 0.7))
+    root = int(rng.integers(45, 57))  # MIDI note of the key
+    minor = rng.random() < 0.4
+    scale = (0, 2, 3, 5, 7, 8, 10) if minor else (0, 2, 4, 5, 7, 9, 11)
+    degrees = rng.choice(7, size=4)
+    out = np.zeros(n, np.float64)
+    t0 = 0
+    chord_i = 0
+    bright = float(rng.uniform(1.0, 2.5))
+    while t0 < n:
+        length = int(beat * sr * int(rng.choice([2, 4])))
+        seg = min(length, n - t0)
+        t = np.arange(seg) / sr
+        degree = int(degrees[chord_i % len(degrees)])
+        notes = [
+            root + scale[(degree + step) % 7] + 12 * ((degree + step) // 7) for step in (0, 2, 4)
+        ]
+        if rng.random() < 0.5:
+            notes.append(notes[0] + 12)
+        decay = float(rng.uniform(0.4, 1.5))
+        env = np.minimum(t / 0.01, 1.0) * np.exp(-t / decay)
+        for note in notes + [notes[0] - 12]:
+            f = 440.0 * 2 ** ((note - 69) / 12)
+            phase = rng.uniform(0, 2 * np.pi)
+            for k in range(1, 5):
+                if k * f < sr / 2:
+                    out[t0 : t0 + seg] += env * np.sin(2 * np.pi * k * f * t + phase) / k**bright
+        chord_i += 1
+        t0 += length
+    if rng.random() < 0.5:
+        hat = np.diff(rng.standard_normal(int(0.04 * sr) + 1)) * np.exp(
+            -np.arange(int(0.04 * sr)) / (0.008 * sr)
+        )
+        step = int(beat * sr)
+        for start in range(0, n, step):
+            seg = min(len(hat), n - start)
+            out[start : start + seg] += 0.3 * hat[:seg]
+    return (out / (out.std() + 1e-12)).astype(np.float32)
+
+
+# --- microphone and line ------------------------------------------------------------------------
+
+
+def _clip(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
+    """An overdriven input: the loudest peaks hit full scale and are cut off."""
+    drive_db = float(rng.uniform(3.0, 12.0))
+    limit = float(np.abs(x).max(initial=0.0)) * 10 ** (-drive_db / 20)
+    if limit <= 0:
+        return x, {"drive_db": round(drive_db, 1), "fraction": 0.0}
+    fraction = float(np.mean(np.abs(x) > limit))
+    info = {"drive_db": round(drive_db, 1), "fraction": round(fraction, 4)}
+    return np.clip(x, -limit, limit), info
+
+
+def _dynamics(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """A compressor (fast, on the peaks) or an automatic gain control (slow, on the level,
+    holding its gain in pauses), as phones and conferencing software apply them."""
+    hop = SAMPLE_RATE // 200  # 5 ms
+    power = _frame_power(x, hop)
+    level = 10 * np.log10(power + 1e-12)
+    speech = _speech_db(power)
+    gains = np.zeros(len(level))
+    if rng.random() < 0.5:
+        threshold = speech + float(rng.uniform(-8.0, 0.0))
+        ratio = float(rng.uniform(2.0, 4.0))
+        attack = float(rng.uniform(0.003, 0.02))
+        release = float(rng.uniform(0.05, 0.3))
+        a_att, a_rel = np.exp(-hop / SAMPLE_RATE / attack), np.exp(-hop / SAMPLE_RATE / release)
+        target = -np.maximum(level - threshold, 0.0) * (1 - 1 / ratio)
+        g = 0.0
+        for i, want in enumerate(target):
+            a = a_att if want < g else a_rel
+            g = a * g + (1 - a) * want
+            gains[i] = g
+        makeup = 0.5 * (1 - 1 / ratio) * max(speech - threshold, 0.0)
+        gains += makeup
+        info = {
+            "kind": "compressor",
+            "threshold_db": round(threshold - speech, 1),
+            "ratio": round(ratio, 2),
+            "attack_ms": round(attack * 1000, 1),
+            "release_ms": round(release * 1000, 1),
+        }
+    else:
+        target_db = speech + float(rng.uniform(-6.0, 10.0))
+        max_gain = float(rng.uniform(6.0, 18.0))
+        gate = speech - float(rng.uniform(10.0, 18.0))
+        tc = float(rng.uniform(0.3, 1.5))
+        a = np.exp(-hop / SAMPLE_RATE / tc)
+        est = speech + float(rng.uniform(-10.0, 10.0))  # where the AGC starts from
+        for i, lv in enumerate(level):
+            if lv > gate:
+                est = a * est + (1 - a) * lv
+            gains[i] = np.clip(target_db - est, -max_gain, max_gain)
+        info = {
+            "kind": "agc",
+            "target_db": round(target_db - speech, 1),
+            "max_gain_db": round(max_gain, 1),
+            "time_constant_s": round(tc, 2),
+        }
+    centres = (np.arange(len(gains)) + 0.5) * hop
+    gain = 10 ** (np.interp(np.arange(len(x)), centres, gains) / 20)
+    return (x * gain).astype(np.float32), info
+
+
+def _band_limit(x: np.ndarray, lo_hz: float, hi_hz: float, edge_hz: float = 100.0) -> np.ndarray:
+    """Zero-phase band-pass (raised-cosine edges ``edge_hz`` wide): no delay, no ringing shift."""
+    n = len(x)
+    size = 1 << max(n - 1, 1).bit_length()
+    f = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)
+    lo = np.clip((f - (lo_hz - edge_hz / 2)) / edge_hz, 0, 1)
+    hi = np.clip(((hi_hz + edge_hz / 2) - f) / edge_hz, 0, 1)
+    mask = (0.5 - 0.5 * np.cos(np.pi * lo)) * (0.5 - 0.5 * np.cos(np.pi * hi))
+    return np.fft.irfft(np.fft.rfft(x, size) * mask, size)[:n].astype(np.float32)
+
+
+def _telephone(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    if rng.random() < 0.5:
+        lo, hi = float(rng.uniform(250, 350)), float(rng.uniform(3200, 3500))
+        return _band_limit(x, lo, hi), {"kind": "telephone", "lo_hz": round(lo), "hi_hz": round(hi)}
+    # Through an 8 kHz link: everything above 4 kHz is gone.
+    down = resample(x, SAMPLE_RATE, 8000)
+    return resample(down, 8000, SAMPLE_RATE)[: len(x)].astype(np.float32), {"kind": "8k"}
+
+
+# Codec -> (ffmpeg encoder, encoder arguments given kbit/s).
+CODECS: dict[str, str] = {"opus": "libopus", "mp3": "libmp3lame", "amr-nb": "libopencore_amrnb"}
+_AMR_KBPS = (4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2)
+_CODECS_FOUND: tuple[str, ...] | None = None
+
+
+def available_codecs() -> tuple[str, ...]:
+    """The lossy codecs of :data:`CODECS` this machine's ffmpeg can encode (none without
+    ffmpeg)."""
+    global _CODECS_FOUND
+    if _CODECS_FOUND is None:
+        exe = shutil.which("ffmpeg")
+        found: list[str] = []
+        if exe is not None:
+            try:
+                listing = subprocess.run(
+                    [exe, "-hide_banner", "-encoders"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                ).stdout
+            except (OSError, subprocess.SubprocessError):
+                listing = ""
+            names = {line.split()[1] for line in listing.splitlines() if len(line.split()) > 1}
+            found = [codec for codec, encoder in CODECS.items() if encoder in names]
+        _CODECS_FOUND = tuple(found)
+    return _CODECS_FOUND
+
+
+def _codec_args(codec: str, kbps: float) -> list[str]:
+    if codec == "opus":
+        return ["-c:a", "libopus", "-b:a", f"{kbps:g}k", "-application", "voip", "-f", "ogg"]
+    if codec == "mp3":
+        return ["-c:a", "libmp3lame", "-b:a", f"{kbps:g}k", "-f", "mp3"]
+    if codec == "amr-nb":
+        return ["-ar", "8000", "-c:a", "libopencore_amrnb", "-b:a", f"{kbps:g}k", "-f", "amr"]
+    raise ValueError(f"codec {codec!r} must be one of {', '.join(CODECS)}")
+
+
+def _lag(ref: np.ndarray, y: np.ndarray, max_lag: int) -> int:
+    """The delay of ``y`` behind ``ref`` in samples (the cross-correlation peak within
+    ``+-max_lag``)."""
+    size = 1 << (len(ref) + len(y)).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(ref, size)), size)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    values = np.concatenate([corr[: max_lag + 1], corr[size - max_lag :]])
+    return int(lags[int(np.argmax(values))])
+
+
+def codec_roundtrip(x: np.ndarray, codec: str, kbps: float) -> tuple[np.ndarray, int]:
+    """Encode 16 kHz ``x`` with a lossy codec and decode it again, through ffmpeg.
+
+    The result has ``len(x)`` samples and is aligned with ``x``: the codec's delay (encoder
+    priming, resampling filters) is measured by cross-correlation and taken out. Returns
+    ``(audio, delay removed in samples)``.
+
+    Raises:
+        RuntimeError: ffmpeg is missing or failed (``available_codecs()`` lists what works).
+    """
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise RuntimeError("ffmpeg was not found: apt-get install ffmpeg")
+    x = np.asarray(x, np.float32)
+    base = [exe, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    exact = ["-flags", "+bitexact", "-fflags", "+bitexact"]
+    raw = ["-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "1"]
+    try:
+        encoded = subprocess.run(
+            [*base, *raw, "-i", "pipe:0", *_codec_args(codec, kbps), *exact, "pipe:1"],
+            input=np.clip(x, -1, 1).astype("<f4").tobytes(),
+            capture_output=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        decoded = subprocess.run(
+            [*base, "-i", "pipe:0", *raw, *exact, "pipe:1"],
+            input=encoded,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    except subprocess.CalledProcessError as exc:
+        detail = exc.stderr.decode("utf-8", "replace").strip()[-300:]
+        raise RuntimeError(f"ffmpeg {codec} round trip failed: {detail}") from exc
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"ffmpeg {codec} round trip failed: {exc}") from exc
+    y = np.frombuffer(decoded, "<f4").astype(np.float32)
+    if not len(y):
+        raise RuntimeError(f"ffmpeg's {codec} decoder returned no audio")
+    if not np.any(x):
+        return _fit(y, len(x)), 0
+    lag = _lag(x, y, int(0.1 * SAMPLE_RATE))
+    shifted = y[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag, np.float32), y])
+    return _fit(shifted, len(x)), lag
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    out[: min(n, len(y))] = y[:n]
+    return out
+
+
+def _codec(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """A lossy speech/music codec round trip, as a call or a recording app would apply."""
+    u, v = rng.random(), rng.random()  # drawn whatever is installed: the seed decides the rest
+    found = available_codecs()
+    if not found:
+        return x, None
+    codec = found[min(int(u * len(found)), len(found) - 1)]
+    if codec == "opus":
+        kbps: float = float(12 + int(v * 13))
+    elif codec == "mp3":
+        kbps = float((16, 24, 32, 48)[min(int(v * 4), 3)])
+    else:
+        kbps = _AMR_KBPS[min(int(v * len(_AMR_KBPS)), len(_AMR_KBPS) - 1)]
+    try:
+        y, lag = codec_roundtrip(x, codec, kbps)
+    except RuntimeError as exc:
+        warnings.warn(f"skipping the {codec} augmentation: {exc}", stacklevel=2)
+        return x, None
+    return y, {"name": codec, "kbps": kbps, "delay_ms": round(1000 * lag / SAMPLE_RATE, 2)}
+
+
 def _augment(
-    clean: list[np.ndarray], rng: np.random.Generator, crosstalk: bool
+    clean: list[np.ndarray], rng: np.random.Generator, crosstalk: bool, split: str = "train"
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Degrade each channel as a real microphone and line would; every step is recorded.
+
+    In order: crosstalk, room reverb, a background bed (pink noise, babble or music), a level
+    change, clipping, compression or AGC, band-limiting (telephone band or an 8 kHz link) and a
+    lossy codec (Opus, MP3, AMR-NB as ffmpeg has them). Nothing moves in time: the filters are
+    zero-phase and codec delays are taken out, so the motion stays in sync with the audio.
+    """
     n = len(clean[0])
     out, settings = [], []
     for k in range(2):
@@ -405,19 +930,40 @@ def _augment(
             ir, room = _room(rng)
             x = _fft_convolve(x, ir)
             info["reverb"] = room
-        level_db = float(rng.uniform(-12, 0))
-        x *= 10 ** (level_db / 20)
-        info["level_db"] = round(level_db, 1)
         if rng.random() < 0.7:
             active = np.abs(x) > 1e-3
             speech_rms = float(np.sqrt(np.mean(x[active] ** 2))) if active.any() else 0.05
-            snr_db = float(rng.uniform(15, 40))
-            x += _pink_noise(rng, n) * speech_rms * 10 ** (-snr_db / 20)
+            r = rng.random()
+            if r < 0.5:
+                kind, snr_db, bed = "pink", float(rng.uniform(15, 40)), _pink_noise(rng, n)
+            elif r < 0.75:
+                kind, snr_db = "babble", float(rng.uniform(12, 30))
+                bed, info["babble_talkers"] = _babble(rng, n, split)
+            else:
+                kind, snr_db, bed = "music", float(rng.uniform(12, 30)), _music(rng, n)
+            x += bed * speech_rms * 10 ** (-snr_db / 20)
+            info["noise"] = kind
             info["snr_db"] = round(snr_db, 1)
+        level_db = float(rng.uniform(-12, 0))
+        x *= 10 ** (level_db / 20)
+        info["level_db"] = round(level_db, 1)
+        if rng.random() < 0.08:
+            x, info["clip"] = _clip(x, rng)
+        if rng.random() < 0.3:
+            x, info["dynamics"] = _dynamics(x, rng)
         peak = float(np.abs(x).max(initial=0.0))
         if peak > 0.98:
             x *= 0.98 / peak
-        out.append(x.astype(np.float32))
+        if rng.random() < 0.2:
+            x, info["band"] = _telephone(x, rng)
+        if rng.random() < 0.3:
+            x, codec = _codec(x, rng)
+            if codec is not None:
+                info["codec"] = codec
+        peak = float(np.abs(x).max(initial=0.0))
+        if peak > 0.98:
+            x *= 0.98 / peak
+        out.append(np.asarray(x, np.float32))
         settings.append(info)
     return out, {"a": settings[0], "b": settings[1]}
 
@@ -461,8 +1007,12 @@ class SynthSession:
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
 
-def session_id(seed: int, split: str) -> str:
-    return f"{split}-{seed:06d}"
+def session_id(seed: int, split: str, engines: Sequence[str] | None = None) -> str:
+    """``<split>-<seed>``, or ``<split>-<engines>-<seed>`` for a session restricted to some of
+    its split's engines (so such a set can share a folder with the ordinary one)."""
+    if engines is None or list(dict.fromkeys(engines)) == list(ENGINE_WEIGHTS[split]):
+        return f"{split}-{seed:06d}"
+    return f"{split}-{'+'.join(dict.fromkeys(engines))}-{seed:06d}"
 
 
 def generate_session(
@@ -475,21 +1025,27 @@ def generate_session(
     backchannels: bool = True,
     augment: bool = True,
     crosstalk: bool = True,
+    engines: Sequence[str] | None = None,
 ) -> SynthSession:
     """Generate one conversation of ``seconds`` between two random voices of ``split``.
 
-    The same ``(seed, split)`` always gives the same session. ``augment`` degrades the saved
-    audio (levels, reverb, noise, and ``crosstalk`` leakage); the teacher always sees the clean
-    speech.
+    Each speaker draws an engine (espeak-ng, Festival diphone, Festival HTS: see
+    :data:`ENGINE_WEIGHTS`) and a voice of the split. ``engines`` restricts both speakers to
+    those engines (e.g. ``["festival-hts"]`` for a test set of the unseen engine only).
+
+    The same ``(seed, split, engines)`` always gives the same session (on the same installation:
+    a missing Festival leaves its voices out). ``augment`` degrades the saved audio (levels,
+    reverb, noise beds, clipping, compression, band-limiting, codecs and ``crosstalk``
+    leakage); the teacher always sees the clean speech.
     """
     if split not in SPLITS:
         raise ValueError(f"split {split!r} must be one of {', '.join(SPLITS)}")
     if seconds < 2.0:
         raise ValueError(f"seconds={seconds} is too short for a conversation; use at least 2")
+    pool = split_engines(split, engines)
     rng = np.random.default_rng([int(seed), _SPLIT_CODE[split]])
-    voices = _pick_voices(rng, split)
-    # A fresh espeak-ng per session: its output then depends on the seed alone.
-    with Synthesizer() as tts:
+    voices = _pick_voices(rng, split, pool)
+    with _Speakers() as tts:
         placed = _plan(tts, rng, split, seconds, voices, overlaps, interruptions, backchannels)
     n = int(round(seconds * SAMPLE_RATE))
     clean = [np.zeros(n, np.float32), np.zeros(n, np.float32)]
@@ -531,7 +1087,7 @@ def generate_session(
     manners = (sample_manner(rng), sample_manner(rng))
     motion_a, motion_b = teach(timelines[0], timelines[1], seconds, rng, *manners)
     if augment:
-        audio, aug = _augment(clean, rng, crosstalk)
+        audio, aug = _augment(clean, rng, crosstalk, split)
     else:
         audio, aug = [c.copy() for c in clean], {}
     meta = {
@@ -539,6 +1095,7 @@ def generate_session(
         "seed": int(seed),
         "split": split,
         "seconds": seconds,
+        "engines": list(pool),
         "voices": {"a": voices[0].to_dict(), "b": voices[1].to_dict()},
         "manners": {"a": manners[0].to_dict(), "b": manners[1].to_dict()},
         "options": {
@@ -550,9 +1107,12 @@ def generate_session(
         },
         "augmentation": aug,
         "utterances": records,
+        # What each participant said when, as the teacher animated it: [start, end, phone,
+        # viseme] on the session clock (diphthongs give two visemes joined by "+").
+        "phonemes": {side: _phoneme_records(tl) for side, tl in zip("ab", timelines, strict=True)},
     }
     return SynthSession(
-        id=session_id(seed, split),
+        id=session_id(seed, split, engines),
         split=split,
         seed=int(seed),
         seconds=seconds,
@@ -563,6 +1123,14 @@ def generate_session(
         meta=meta,
         timelines=(timelines[0], timelines[1]),
     )
+
+
+def _phoneme_records(timeline: Timeline) -> list[list[Any]]:
+    return [
+        [round(s, 3), round(e, 3), p, "+".join(phoneme_visemes(p))]
+        for s, e, p in sorted(timeline.phonemes)
+        if round(e, 3) > round(s, 3)
+    ]
 
 
 def _work(job: tuple[str, int, str, float, dict[str, Any]]) -> dict[str, Any]:
@@ -586,7 +1154,7 @@ def build_dataset(
     split: str = "train",
     workers: int = 1,
     progress: bool = True,
-    **options: bool,
+    **options: Any,
 ) -> list[Path]:
     """Generate ``sessions`` conversations with seeds ``seed .. seed + sessions - 1`` into
     ``out_dir`` and list them in its ``manifest.json`` (merged with any sessions already there).
@@ -598,6 +1166,7 @@ def build_dataset(
         raise ValueError(f"split {split!r} must be one of {', '.join(SPLITS)}")
     if sessions < 1:
         raise ValueError(f"sessions must be at least 1, got {sessions}")
+    engines = split_engines(split, options.get("engines"))  # fails here, before any work
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(out), seed + i, split, float(seconds), dict(options)) for i in range(sessions)]
@@ -634,8 +1203,8 @@ def build_dataset(
     if progress:
         total = time.perf_counter() - started
         print(
-            f"wrote {sessions} {split} sessions ({sessions * seconds / 60:.1f} min of audio) to "
-            f"{out} in {total:.1f} s"
+            f"wrote {sessions} {split} sessions ({sessions * seconds / 60:.1f} min of audio, "
+            f"{', '.join(engines)}) to {out} in {total:.1f} s"
         )
     return [out / r["id"] for r in sorted(done, key=lambda r: r["id"])]
 
@@ -652,6 +1221,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         "backchannels": not args.no_backchannels,
         "augment": not args.no_augment,
         "crosstalk": not args.no_crosstalk,
+        "engines": args.engine,
     }
     try:
         build_dataset(
@@ -663,7 +1233,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
             workers=args.workers,
             **options,
         )
-    except EspeakError as exc:
+    except (EspeakError, FestivalError, ValueError) as exc:
         print(f"infp-sdk synth: error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -677,10 +1247,11 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "synth",
         help="generate synthetic two-person conversations with teacher motion",
-        description="Generate dyadic training data: two espeak-ng voices take turns (pauses, "
-        "overlaps, interruptions, backchannels) and a procedural teacher animates both; "
-        "written in the dataset format of docs/dataset.md. The test split uses held-out "
-        "voices and sentences.",
+        description="Generate dyadic training data: two synthetic voices (espeak-ng or "
+        "Festival) take turns (pauses, overlaps, interruptions, backchannels) and a procedural "
+        "teacher animates both; the saved audio is degraded like a real microphone and line. "
+        "Written in the dataset format of docs/dataset.md. The test split uses held-out "
+        "voices, sentences and an engine (Festival HTS) that train never hears.",
     )
     parser.add_argument("-o", "--out", required=True, help="dataset folder (manifest is merged)")
     parser.add_argument("--sessions", type=int, default=10, help="number of conversations")
@@ -692,5 +1263,13 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--no-backchannels", action="store_true")
     parser.add_argument("--no-augment", action="store_true", help="save clean audio")
     parser.add_argument("--no-crosstalk", action="store_true")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        choices=list(ENGINES),
+        help="only voices of this engine for both speakers (repeat for several); e.g. "
+        "--split test --engine festival-hts for a per-engine test set. Default: every "
+        "installed engine of the split",
+    )
     parser.set_defaults(func=_cmd_synth)
     return parser

@@ -38,7 +38,8 @@ class Timeline:
     """What one participant says and when, in seconds from the start of the session."""
 
     phonemes: list[tuple[float, float, str]] = field(default_factory=list)
-    """(start, end, espeak mnemonic); mnemonics starting with ``_`` are pauses."""
+    """(start, end, phone): an espeak mnemonic (those starting with ``_`` are pauses) or a
+    Festival phone tagged with its phone set, ``radio:aa`` (:func:`tag_phoneme`)."""
     words: list[tuple[float, float]] = field(default_factory=list)
     """(start, end) of each word."""
     utterances: list[tuple[float, float, str]] = field(default_factory=list)
@@ -300,8 +301,70 @@ for _name in ("mouthLowerDown", "mouthUpperUp", "mouthStretch"):
     _OPENING[_IDX[_name + "Left"]] = _OPENING[_IDX[_name + "Right"]] = 1.0
 
 
-def phoneme_visemes(mnemonic: str) -> tuple[str, ...]:
-    """The viseme(s) of an espeak-ng mnemonic: one, two for a diphthong, ``rest`` for pauses."""
+# Festival's "radio" phone set (ARPAbet-like, lower case; its diphone and HTS voices share it).
+# ARPAbet's stress digits (``aa1``) and upper case are accepted too.
+_RADIO_VISEMES: dict[str, tuple[str, ...]] = {}
+for _names, _vis in (
+    ("pau h# brth sil ssil", ("rest",)),
+    ("p b m em", ("PP",)),
+    ("f v", ("FF",)),
+    ("th dh", ("TH",)),
+    ("t d n l dx nx", ("DD",)),
+    ("k g ng", ("kk",)),
+    ("ch jh sh zh", ("CH",)),
+    ("s z", ("SS",)),
+    ("r", ("RR",)),
+    ("w", ("W",)),
+    ("y ih iy ix", ("I",)),
+    ("hh hv", ("h",)),
+    ("ae ah", ("ae",)),
+    ("aa", ("aa",)),
+    ("eh", ("E",)),
+    ("ax", ("@",)),
+    ("er axr", ("ER",)),
+    ("ao", ("O",)),
+    ("uh uw ux", ("U",)),
+    ("ay", ("aa", "I")),
+    ("aw", ("aa", "U")),
+    ("ey", ("E", "I")),
+    ("ow", ("O", "U")),
+    ("oy", ("O", "I")),
+    ("el en", ("@", "DD")),
+):
+    for _n in _names.split():
+        _RADIO_VISEMES[_n] = _vis
+
+PHONESETS: tuple[str, ...] = ("espeak", "radio")
+"""Phone sets :func:`phoneme_visemes` knows: espeak-ng's mnemonics and Festival's ``radio``."""
+
+
+def tag_phoneme(phone: str, phoneset: str = "espeak") -> str:
+    """The name a :class:`Timeline` uses for ``phone`` of ``phoneset``.
+
+    espeak mnemonics stay as they are; other phone sets get their name as a prefix
+    (``radio:aa``), so a Festival ``aa`` is never read as the espeak ``aa``.
+    """
+    if phoneset == "espeak":
+        return phone
+    if phoneset not in PHONESETS:
+        raise ValueError(f"unknown phone set {phoneset!r}: use one of {', '.join(PHONESETS)}")
+    return f"{phoneset}:{phone}"
+
+
+def phoneme_visemes(mnemonic: str, phoneset: str | None = None) -> tuple[str, ...]:
+    """The viseme(s) of a phone: one, two for a diphthong, ``rest`` for pauses.
+
+    ``mnemonic`` is an espeak-ng mnemonic (``aI``, ``_:``) or a tagged phone of another phone
+    set (``radio:ay``, see :func:`tag_phoneme`); ``phoneset`` names the set of an untagged phone
+    instead. Unknown phones give ``neutral``.
+    """
+    if phoneset is None and mnemonic.startswith("radio:"):
+        phoneset, mnemonic = "radio", mnemonic[len("radio:") :]
+    if phoneset == "radio":
+        name = mnemonic.lower().rstrip("0123456789")
+        return _RADIO_VISEMES.get(name, ("neutral",))
+    if phoneset not in (None, "espeak"):
+        raise ValueError(f"unknown phone set {phoneset!r}: use one of {', '.join(PHONESETS)}")
     if not mnemonic or mnemonic.startswith("_"):
         return ("rest",)
     name = mnemonic.strip("'`,%=")
