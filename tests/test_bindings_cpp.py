@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 from conftest import ROOT
+from cpp_toolchain import missing_cpp_toolchain
 from vectors.conformance import compare, stdin_lines
 
 CPP = ROOT / "bindings" / "cpp"
@@ -21,8 +22,9 @@ KNOWN: set[str] = set()
 
 @pytest.fixture(scope="module")
 def conformance(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed (apt-get install g++ cppzmq-dev libmsgpack-cxx-dev)")
+    reason = missing_cpp_toolchain()
+    if reason is not None:
+        pytest.skip(reason)
     exe = tmp_path_factory.mktemp("cpp_vectors") / "conformance"
     cmd = [
         "g++", "-std=c++17", "-O0", "-g", "-Wall", "-Wextra", "-Werror", "-DMSGPACK_NO_BOOST",
@@ -48,3 +50,11 @@ def test_cpp_decoders_match_the_vectors_under_sanitizers(conformance):
     assert not unexpected, "\n".join(unexpected)
     assert not fixed, f"the C++ client now handles these; remove them from KNOWN: {fixed}"
     assert checks > 200
+
+
+def test_missing_headers_are_a_skip_reason_that_names_them():
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    reason = missing_cpp_toolchain(headers=("infp_absent_one.hpp", "infp_absent_two.hpp"))
+    assert reason is not None and "headers not found" in reason
+    assert "infp_absent_one.hpp" in reason and "infp_absent_two.hpp" in reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import time
@@ -12,6 +11,7 @@ import msgpack
 import numpy as np
 import pytest
 from conftest import ROOT
+from cpp_toolchain import missing_cpp_toolchain
 
 from infp_sdk.io import MotionPublisher
 from infp_sdk.io.protocol import Motion, encode, hello_for
@@ -31,16 +31,9 @@ def _build(tmp, source, name, extra):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed (apt-get install g++ cppzmq-dev libmsgpack-cxx-dev)")
-    probe = subprocess.run(
-        ["g++", "-std=c++17", "-fsyntax-only", "-x", "c++", "-"],
-        input="#define MSGPACK_NO_BOOST\n#include <msgpack.hpp>\n#include <zmq.hpp>\n",
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if probe.returncode != 0:
-        pytest.skip("cppzmq / msgpack-cxx headers missing (apt-get install cppzmq-dev "
-                    "libmsgpack-cxx-dev)")  # fmt: skip
+    reason = missing_cpp_toolchain()
+    if reason is not None:
+        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("cpp")
     return {
         "subscriber": _build(tmp, CPP / "examples" / "subscriber.cpp", "subscriber", ["-O1"]),

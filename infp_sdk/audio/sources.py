@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..shutdown import stop_at_exit
 from .convert import to_mono, to_mono_16k
 from .mel import SAMPLE_RATE
 from .stream import StreamResampler
@@ -226,6 +227,7 @@ class AudioMixer:
             self.pushed = 0
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="infp-mixer", daemon=True)
+        self._cancel_stop_at_exit = stop_at_exit(self, AudioMixer.stop)
         self._thread.start()
         return self
 
@@ -245,9 +247,11 @@ class AudioMixer:
                 self._stop.wait(max(0.0, wait))
 
     def stop(self) -> None:
+        """Stop pushing (also done at interpreter exit if forgotten)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+            self._cancel_stop_at_exit()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,6 +280,7 @@ class WavFileSource:
 
     def start(self) -> WavFileSource:
         self._thread = threading.Thread(target=self._run, name="infp-wav", daemon=True)
+        self._cancel_stop_at_exit = stop_at_exit(self, WavFileSource.stop)
         self._thread.start()
         return self
 
@@ -296,9 +301,11 @@ class WavFileSource:
             self._stop.wait(self.chunk / SAMPLE_RATE)
 
     def stop(self) -> None:
+        """Stop playing (also done at interpreter exit if forgotten)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+            self._cancel_stop_at_exit()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,6 +424,8 @@ class DeviceSource:
                 error = e
                 continue
             self._stream, self._rate = stream, rate
+            # PortAudio calls back into Python from its own thread: stop it before exit
+            self._cancel_stop_at_exit = stop_at_exit(self, DeviceSource.stop)
             return self
         raise AudioDeviceError(f"cannot open input device {self.info['name']!r}: {error}")
 
@@ -426,7 +435,9 @@ class DeviceSource:
         self.mixer.write(self.channel, indata[:, 0].copy(), self._rate)
 
     def stop(self) -> None:
+        """Stop capturing (also done at interpreter exit if forgotten)."""
         if self._stream is not None:
             self._stream.stop()
             self._stream.close()
             self._stream = None
+            self._cancel_stop_at_exit()

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from ..motion import FPS, Frame
+from ..shutdown import stop_at_exit
 from .publisher import NO_IMAGE_HINT, NoImageError
 from .sinks import require
 
@@ -184,6 +185,7 @@ class VirtualCameraSink:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="infp-camera", daemon=True)
+        self._cancel_stop_at_exit = stop_at_exit(self, VirtualCameraSink.close)
         self._thread.start()
 
     def send(self, frame: Frame) -> None:
@@ -223,6 +225,8 @@ class VirtualCameraSink:
                 self._stop.wait(wait)
 
     def close(self) -> None:
+        """Stop the camera thread and close the device (also done at exit if forgotten)."""
         self._stop.set()
         self._thread.join(timeout=2)
+        self._cancel_stop_at_exit()
         self._camera.close()

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import zmq
 
+from ..shutdown import stop_at_exit
 from .protocol import (
     MAX_AUDIO_BYTES,
     MAX_CONTROL_BYTES,
@@ -114,6 +115,7 @@ class ControlServer:
             raise
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="infp-control", daemon=True)
+        self._cancel_stop_at_exit = stop_at_exit(self, ControlServer.close)
         self._thread.start()
 
     def _open(self, endpoint: str, commands: tuple[str, ...], limit: int, curve) -> str:
@@ -248,6 +250,7 @@ class ControlServer:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
+        self._cancel_stop_at_exit()
         self._close_sockets()
 
     def __enter__(self) -> ControlServer:

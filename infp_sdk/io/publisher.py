@@ -25,6 +25,7 @@ import numpy as np
 import zmq
 
 from ..motion import FPS, Frame
+from ..shutdown import stop_at_exit
 from .protocol import FrameImage, Hello, Motion, encode, hello_for
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class MotionPublisher:
         }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="infp-publisher", daemon=True)
+        self._cancel_stop_at_exit = stop_at_exit(self, MotionPublisher.close)
         self._thread.start()
 
     @property
@@ -314,6 +316,7 @@ class MotionPublisher:
         with self._lock:
             if not self._socket.closed:
                 self._socket.close(linger=0)
+        self._cancel_stop_at_exit()
 
     def __enter__(self) -> MotionPublisher:
         return self

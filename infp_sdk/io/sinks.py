@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..motion import FPS, Frame
+from ..shutdown import stop_at_exit
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,7 @@ class Output:
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"infp-{self.name}", daemon=True)
+        self._cancel_stop_at_exit = stop_at_exit(self, Output.close)
         self._thread.start()
 
     def put(self, frame: Frame) -> None:
@@ -253,4 +255,5 @@ class Output:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
+        self._cancel_stop_at_exit()
         self.sink.close()

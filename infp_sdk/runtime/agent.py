@@ -10,12 +10,19 @@ engine's worker thread runs the model and hands frames to `pull()`, the blocking
 async iterator. A standalone agent owns a private :class:`~infp_sdk.Engine`; many agents can
 share one (``engine.agent()``) so their model calls run batched. Frames carry the media clock:
 frame i is centred at (i + 0.5) / 25 s after the first pushed sample, whatever the wall clock did.
+
+A failure on a background thread (appending audio, generating, delivering or rendering frames)
+fails this agent only: its next ``pull()``, ``flush()``, ``wait_idle()``, ``push()`` or iteration
+raises :class:`AgentFailedError` (after the frames finished before the failure were handed out),
+chained to the original exception, until ``reset()``. The Agent implements the engine's
+:class:`~infp_sdk.runtime.engine.EngineClient` protocol and uses nothing else of the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,12 +34,45 @@ from ..audio import SAMPLE_RATE
 from ..audio.stream import DuplexInput
 from ..model.infp import INFPModel
 from ..motion import Frame
-from .engine import Engine, _Work
+from ..shutdown import EXIT_JOIN_TIMEOUT_S
+from .engine import RENDERING, SERVING, Engine, Work
 from .generator import MotionStream
+
+_agent_numbers = itertools.count(1)
+
+# How long `async for` waits for a frame in its executor thread before it looks again.
+_ASYNC_WAIT_S = 0.1
 
 
 class AgentClosedError(RuntimeError):
     """The agent was closed; create a new one."""
+
+
+class AgentFailedError(RuntimeError):
+    """A stage of the agent's work failed on a background thread.
+
+    The original exception is the ``__cause__`` (its traceback is printed with this one);
+    ``stage`` names the stage ("appending its audio", "generating motion", "delivering frames",
+    "rendering the portrait", or "being served by its engine" when the engine itself broke) and
+    ``agent`` the agent's name. The agent stays failed: every ``push``, ``pull``, ``flush``,
+    ``wait_idle`` and iteration raises this (``pull`` and iteration first hand out the frames
+    finished before the failure), until :meth:`Agent.reset` starts a new stream on it. Other
+    agents on the same engine are not affected.
+    """
+
+    def __init__(self, agent: str, stage: str, error: BaseException, recoverable: bool = True):
+        self.agent, self.stage, self.recoverable = agent, stage, recoverable
+        if recoverable:
+            fix = (
+                "call reset() to start a new stream on this agent (frame 0 at t = 0), or close() "
+                "it and create a new one"
+            )
+        else:
+            fix = "its engine has stopped: create a new Engine (or a standalone Agent)"
+        super().__init__(
+            f"{agent} failed while {stage}: {type(error).__name__}: {error}. Frames finished "
+            f"before the failure were handed out; no more will come. To go on, {fix}."
+        )
 
 
 class Agent:
@@ -55,6 +95,10 @@ class Agent:
             lower latency and more calls per second.
         seed: noise seed; the same audio and seed give the same frames.
         sampler, steps, cfg_scale: override the model's sampling defaults.
+        name: what errors and logs call this agent (default "agent-N", numbered in order).
+
+    An agent left open when the interpreter exits is stopped with its engine, so forgetting
+    :meth:`close` never crashes the process.
     """
 
     def __init__(
@@ -70,16 +114,23 @@ class Agent:
         sampler: str | None = None,
         steps: int | None = None,
         cfg_scale: float | None = None,
+        name: str | None = None,
     ):
+        self.name = name or f"agent-{next(_agent_numbers)}"
         self.renderer = _renderer(portrait)
         self._owns_engine = engine is None
         self.engine = Engine(model, device, backend) if engine is None else engine
         self.model = self.engine.model
         self.device = self.engine.device
-        self._stream = MotionStream(
-            self.model, seed=seed, hop=hop, sampler=sampler, steps=steps, cfg_scale=cfg_scale
-        )
-        self._changed = self.engine._changed  # one lock per engine: its worker serves us all
+        try:
+            self._stream = MotionStream(
+                self.model, seed=seed, hop=hop, sampler=sampler, steps=steps, cfg_scale=cfg_scale
+            )
+        except BaseException:
+            if self._owns_engine:
+                self.engine.close()  # its worker would otherwise run until exit
+            raise
+        self._condition = self.engine.condition  # one lock per engine: its worker serves us all
         self._input = DuplexInput()
         self._input_lock = threading.Lock()  # keeps chunks in push order across threads
         self._pending: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
@@ -88,7 +139,9 @@ class Agent:
         self._busy = False
         self._flush = False
         self._closed = False
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # the failure that stopped this agent, if any
+        self._failed_stage = ""
+        self._recoverable = True  # False when the engine itself broke: reset() cannot help
         # frames waiting for the portrait renderer, with the generation they belong to
         self._unrendered: collections.deque[tuple[int, Frame]] = collections.deque()
         self._rendering = False
@@ -99,10 +152,15 @@ class Agent:
             )
             self._render_thread.start()
         try:
-            self.engine._attach(self)
+            self.engine.register(self)
         except BaseException:
-            self._detach()
+            self._shut(discard_pending=True)
+            if self._owns_engine:
+                self.engine.close()
             raise
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.name}>"
 
     # ------------------------------------------------------------------ input
     def push(
@@ -120,30 +178,31 @@ class Agent:
         :meth:`reset`. Safe to call from any thread.
         """
         with self._input_lock:
-            with self._changed:
+            with self._condition:
                 self._check_open()
             own_16k, partner_16k = self._input.push(own, partner, sample_rate, channels)
             self._enqueue(own_16k, partner_16k)
 
     def _enqueue(self, own_16k: np.ndarray, partner_16k: np.ndarray) -> None:
-        with self._changed:
+        with self._condition:
             self._check_open()
             if len(own_16k):
                 self._pending.append((own_16k, partner_16k))
-            self._changed.notify_all()
+            self._condition.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
         """End of input: generate every frame that has audio (missing look-ahead = silence).
 
-        Blocks until those frames are ready to pull.
+        Blocks until those frames are ready to pull. Raises :class:`AgentFailedError` if the
+        agent failed (before or while waiting), TimeoutError after ``timeout`` seconds.
         """
         with self._input_lock:
             self._enqueue(*self._input.flush())
-        with self._changed:
+        with self._condition:
             self._check_open()
             self._flush = True
-            self._changed.notify_all()
-            if not self._changed.wait_for(
+            self._condition.notify_all()
+            if not self._condition.wait_for(
                 lambda: (
                     (not self._flush and self._rendered())
                     or self._error is not None
@@ -152,21 +211,26 @@ class Agent:
                 timeout,
             ):
                 raise TimeoutError("flush did not finish in time")
-            self._raise_worker_error()
+            self._raise_if_failed()
 
     # ------------------------------------------------------------------ control
     def reset(self) -> None:
-        """Forget all audio, motion and queued frames; the next frame is frame 0 at t = 0."""
-        with self._input_lock, self._changed:
+        """Forget all audio, motion and queued frames; the next frame is frame 0 at t = 0.
+
+        Also clears a failure (:class:`AgentFailedError`): the agent serves a new stream.
+        """
+        with self._input_lock, self._condition:
             self._input.reset()
             self._generation += 1
             self._pending.clear()
             self._frames.clear()
             self._unrendered.clear()
             self._flush = False
-            self._changed.wait_for(lambda: not self._busy)
+            self._condition.wait_for(lambda: not self._busy)
             self._stream.reset()
-            self._changed.notify_all()
+            if self._recoverable:
+                self._error, self._failed_stage = None, ""
+            self._condition.notify_all()
 
     def interrupt(self) -> None:
         """The agent's own speech was cut off: go to listening at once.
@@ -174,12 +238,12 @@ class Agent:
         Own audio that is queued or buffered for look-ahead but not yet turned into frames
         becomes silence, so the next frames already have the mouth at rest.
         """
-        with self._input_lock, self._changed:
+        with self._input_lock, self._condition:
             self._input.silence_own()
             self._pending = collections.deque(
                 (np.zeros_like(own), partner) for own, partner in self._pending
             )
-            self._changed.wait_for(lambda: not self._busy)
+            self._condition.wait_for(lambda: not self._busy)
             self._stream.silence_own()
 
     def set_style(self, reference: np.ndarray | None = None) -> None:
@@ -194,33 +258,32 @@ class Agent:
             ref = ref.unsqueeze(0).to(self.device)
         with torch.no_grad():
             style = self.model.style_vector(ref if reference is not None else None, 1)
-        with self._changed:
-            self._changed.wait_for(lambda: not self._busy)
+        with self._condition:
+            self._condition.wait_for(lambda: not self._busy)
             self._stream.style = style
 
     # ------------------------------------------------------------------ output
     def pull(self) -> list[Frame]:
-        """Every frame ready now (possibly none); never blocks."""
-        with self._changed:
-            self._raise_worker_error()
+        """Every frame ready now (possibly none); never blocks.
+
+        Raises :class:`AgentFailedError` once the agent has failed and the frames finished
+        before the failure have all been handed out.
+        """
+        with self._condition:
             frames = list(self._frames)
             self._frames.clear()
+            if not frames:
+                self._raise_if_failure_due()
             return frames
 
     def frames(self, timeout: float | None = None) -> Iterator[Frame]:
         """Blocking iterator over frames; ends when the agent is closed (or after ``timeout``
-        seconds without a frame)."""
+        seconds without a frame). Raises :class:`AgentFailedError` after the last frame
+        finished before a failure."""
         while True:
-            with self._changed:
-                got = self._changed.wait_for(
-                    lambda: self._frames or self._closed or self._error is not None, timeout
-                )
-                self._raise_worker_error()
-                if not self._frames:
-                    if self._closed or not got:
-                        return
-                    continue
-                frame = self._frames.popleft()
+            frame = self._next_frame(timeout)
+            if not isinstance(frame, Frame):
+                return  # closed, or quiet for ``timeout`` seconds
             yield frame
 
     def __iter__(self) -> Iterator[Frame]:
@@ -228,22 +291,36 @@ class Agent:
 
     async def __aiter__(self) -> AsyncIterator[Frame]:
         while True:
-            frame = await asyncio.to_thread(self._next_frame)
+            # Short waits in the executor thread: a cancelled iteration (Ctrl-C in asyncio.run)
+            # frees that thread within one wait, and asyncio.run waits for it before exiting.
+            frame = await asyncio.to_thread(self._next_frame, _ASYNC_WAIT_S)
             if frame is None:
                 return
-            yield frame
+            if isinstance(frame, Frame):
+                yield frame
 
-    def _next_frame(self) -> Frame | None:
-        return next(self.frames(), None)
+    def _next_frame(self, timeout: float | None) -> Frame | None | bool:
+        """The next frame; None once the agent is closed and everything was handed out; False
+        if no frame came within ``timeout`` seconds."""
+        with self._condition:
+            got = self._condition.wait_for(
+                lambda: self._frames or (self._closed and self._rendered()) or self._failure_due(),
+                timeout,
+            )
+            if self._frames:
+                return self._frames.popleft()
+            self._raise_if_failure_due()
+            return None if got else False
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every chunk pushed so far has been turned into the frames it allows.
 
         Frames waiting for more audio (the next hop, the look-ahead) are not forced out; use
-        :meth:`flush` at the end of input for those. Returns False on timeout.
+        :meth:`flush` at the end of input for those. Returns False on timeout; raises
+        :class:`AgentFailedError` if the agent failed.
         """
-        with self._changed:
-            done = self._changed.wait_for(
+        with self._condition:
+            done = self._condition.wait_for(
                 lambda: (
                     self._error is not None
                     or self._closed
@@ -251,7 +328,7 @@ class Agent:
                 ),
                 timeout,
             )
-            self._raise_worker_error()
+            self._raise_if_failed()
             return done
 
     @property
@@ -270,27 +347,31 @@ class Agent:
         return self._stream.hop
 
     @property
+    def failure(self) -> AgentFailedError | None:
+        """What the agent's calls raise since a stage of its work failed; None while healthy."""
+        with self._condition:
+            if self._error is None:
+                return None
+            failure = AgentFailedError(
+                self.name, self._failed_stage, self._error, self._recoverable
+            )
+            failure.__cause__ = self._error
+            return failure
+
+    @property
     def frames_generated(self) -> int:
         """Frames generated since the start or the last ``reset()`` (pulled or not)."""
-        with self._changed:
+        with self._condition:
             return self._stream.frames_out
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Stop serving this agent; frames already produced can still be pulled."""
         if self._owns_engine:
-            self.engine.close()  # detaches us too
+            self.engine.close()  # which closes us through engine_closed()
         else:
-            self._detach()
-
-    def _detach(self) -> None:
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-        self.engine._remove(self)
-        thread = self._render_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)  # it renders what was generated, then stops
+            self.engine.unregister(self)
+            self._shut(discard_pending=False)
 
     def __enter__(self) -> Agent:
         return self
@@ -304,45 +385,87 @@ class Agent:
         except Exception:
             pass
 
-    # ------------------------------------------------------------------ the engine's side
+    def _shut(self, discard_pending: bool) -> None:
+        with self._condition:
+            self._closed = True
+            if discard_pending:
+                self._unrendered.clear()
+            self._condition.notify_all()
+        thread = self._render_thread
+        if thread is not None and thread is not threading.current_thread():
+            # it renders what was generated (unless discarded), then stops
+            thread.join(timeout=EXIT_JOIN_TIMEOUT_S)
+
+    # ------------------------------------------------------------------ failures
     def _check_open(self) -> None:
+        self._raise_if_failed()  # first: a failure may be why the agent is closed
         if self._closed:
-            raise AgentClosedError("this Agent is closed; create a new one")
-        self._raise_worker_error()
+            raise AgentClosedError(f"{self.name} is closed; create a new agent")
 
-    def _raise_worker_error(self) -> None:
+    def _fail(self, stage: str, error: BaseException, recoverable: bool = True) -> None:
+        """Record a failure (lock held); the first one is kept, as later ones follow from it."""
+        if self._error is None:
+            self._error, self._failed_stage, self._recoverable = error, stage, recoverable
+            self._condition.notify_all()
+
+    def _raise_if_failed(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"the agent's generation failed: {self._error!r}") from (self._error)
+            raise AgentFailedError(
+                self.name, self._failed_stage, self._error, self._recoverable
+            ) from self._error
 
-    # Called by the engine's worker with the lock held, except where noted.
-    def _has_work(self) -> bool:
-        return not self._closed and self._error is None and bool(self._pending or self._flush)
+    def _failure_due(self) -> bool:
+        """Failed, and every frame finished before the failure has been handed out."""
+        return self._error is not None and not self._frames and self._rendered()
 
-    def _take_work(self) -> _Work:
-        work = _Work(self, list(self._pending), self._flush, self._generation)
+    def _raise_if_failure_due(self) -> None:
+        if self._failure_due():
+            self._raise_if_failed()
+
+    # ------------------------------------------------------------------ EngineClient protocol
+    # Called by the engine's worker with engine.condition held (engine_closed: without it).
+    def take_work(self) -> Work | None:
+        """EngineClient: the audio queued since the last round (and a pending flush)."""
+        if self._closed or self._error is not None or not (self._pending or self._flush):
+            return None
+        work = Work(self, self._stream, list(self._pending), self._flush, tag=self._generation)
         self._pending.clear()
         self._busy = True
         return work
 
-    def _deliver(self, rows: list[tuple[np.ndarray, float]], generation: int) -> None:
-        if generation != self._generation:
-            return
-        start = self._stream.frames_out - len(rows)
-        frames = [
-            Frame.from_rig_latent(start + i, latent, speaking)
-            for i, (latent, speaking) in enumerate(rows)
-        ]
+    def deliver(self, work: Work, rows: list[tuple[np.ndarray, float]]) -> None:
+        """EngineClient: frames of a finished batch, queued for pull() (or the renderer)."""
+        if work.tag != self._generation or self._error is not None:
+            return  # made before a reset(), or after a failure: not part of the stream
+        frames = self._frames_from_rows(work.stream.frames_out - len(rows), rows)
         if self.renderer is None:
             self._frames.extend(frames)
         else:
-            self._unrendered.extend((generation, f) for f in frames)
+            self._unrendered.extend((work.tag, f) for f in frames)
 
-    def _finish_work(self, work: _Work) -> None:
+    def finish_work(self, work: Work) -> None:
+        """EngineClient: the round is over for ``work``; a failure in it fails this agent."""
         self._busy = False
+        if work.tag != self._generation:
+            return  # a reset() is waiting for this round; what it did is forgotten
         if work.error is not None:
-            self._error = work.error
-        if work.flush and work.generation == self._generation:
+            self._fail(work.stage or "generating motion", work.error)
+        if work.flush:
             self._flush = False
+
+    def engine_closed(self, *, discard_pending: bool, error: BaseException | None = None) -> None:
+        """EngineClient: the engine stopped serving this agent (closed, exiting or broken)."""
+        if error is not None:
+            with self._condition:
+                self._fail(SERVING, error, recoverable=False)
+        self._shut(discard_pending)
+
+    @staticmethod
+    def _frames_from_rows(start: int, rows: list[tuple[np.ndarray, float]]) -> list[Frame]:
+        return [
+            Frame.from_rig_latent(start + i, latent, speaking)
+            for i, (latent, speaking) in enumerate(rows)
+        ]
 
     # ------------------------------------------------------------------ the portrait
     def _rendered(self) -> bool:
@@ -350,25 +473,26 @@ class Agent:
 
     def _render_loop(self) -> None:
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._unrendered or self._closed)
+            with self._condition:
+                self._condition.wait_for(lambda: self._unrendered or self._closed)
                 if not self._unrendered:
-                    return  # closed, and everything generated was rendered
+                    return  # closed, and everything generated was rendered (or discarded)
                 generation, frame = self._unrendered.popleft()
                 self._rendering = True
+            error = None
             try:
                 frame.image = self.renderer.render(frame)
-            except BaseException as e:  # surfaced to the caller on its next call
-                with self._changed:
-                    self._error = e
-                    self._rendering = False
-                    self._changed.notify_all()
-                return
-            with self._changed:
+            except Exception as e:  # surfaced to the caller by its next call
+                error = e
+            with self._condition:
                 self._rendering = False
                 if generation == self._generation:
-                    self._frames.append(frame)
-                self._changed.notify_all()
+                    if error is None:
+                        self._frames.append(frame)
+                    else:
+                        self._fail(RENDERING, error)
+                        self._unrendered.clear()  # frames after a failure are not handed out
+                self._condition.notify_all()
 
 
 def _renderer(portrait):

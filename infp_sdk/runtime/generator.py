@@ -9,6 +9,8 @@ computed causally, so the frames do not depend on how the audio was chunked on t
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,16 +139,15 @@ class MotionStream:
         """Append equal-length 16 kHz float32 chunks; return the frames now computable."""
         self.append(own, partner)
         out = []
-        while self.hop_ready():
-            out += self._generate()
+        for _, end in hop_batches([self]):
+            out += self._generate(end)
         return out
 
     def flush(self) -> list[tuple[np.ndarray, float]]:
         """Generate every remaining frame that has audio; missing look-ahead counts as silence."""
-        total = self.frames_available
         out = []
-        while self.frames_out < total:
-            out += self._generate(end=total)
+        for _, end in hop_batches([self], flushing=[self]):
+            out += self._generate(end)
         return out
 
     def append(self, own: np.ndarray, partner: np.ndarray) -> None:
@@ -226,6 +227,50 @@ class MotionStream:
     def _generate(self, end: int | None = None) -> list[tuple[np.ndarray, float]]:
         ((latents, speaking),) = generate_hops(self.model, [self.next_hop(end)])
         return self.accept(latents, speaking)
+
+
+def hop_batches(
+    streams: Sequence[MotionStream],
+    flushing: Sequence[MotionStream] = (),
+    *,
+    keep: Callable[[MotionStream], bool] | None = None,
+) -> Iterator[tuple[list[MotionStream], int | None]]:
+    """The hop loop, shared by :class:`MotionStream` and the Engine: the batches to run, in order.
+
+    Yields ``(streams, end)``. First every full hop whose audio and look-ahead have arrived,
+    round after round, hops of the same length and sampling settings from different streams in
+    one batch (``end`` None); then, for each stream in ``flushing``, its remaining frames up to
+    the last one with audio (``end``), missing look-ahead counting as silence, one hop at a time.
+
+    The caller runs each batch (:func:`generate_hops` on ``next_hop(end)``, then ``accept``)
+    before asking for the next. A stream the caller did not move on (its batch failed), or for
+    which ``keep`` turns false, takes no further part, so a failure can never loop forever.
+    """
+    live = list(streams)
+
+    def drop_stalled(group: list[MotionStream], frames_before: list[int]) -> None:
+        for stream, before in zip(group, frames_before, strict=True):
+            stalled = stream.frames_out == before or (keep is not None and not keep(stream))
+            if stalled and stream in live:
+                live.remove(stream)
+
+    while True:
+        ready = [s for s in live if s.hop_ready()]
+        if not ready:
+            break
+        groups: dict[tuple, list[MotionStream]] = defaultdict(list)
+        for stream in ready:
+            groups[(stream.hop, *stream.sampling)].append(stream)
+        for group in groups.values():
+            frames_before = [s.frames_out for s in group]
+            yield group, None
+            drop_stalled(group, frames_before)
+    for stream in flushing:
+        total = stream.frames_available
+        while stream in live and stream.frames_out < total:
+            frames_before = [stream.frames_out]
+            yield [stream], total
+            drop_stalled([stream], frames_before)
 
 
 @dataclass
