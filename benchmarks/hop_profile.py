@@ -43,7 +43,7 @@ def per_step_condition_hop(model, hop) -> None:
     """The same hop with ``MotionDiT.forward`` (condition included) at every solver step."""
     cfg = model.config
     with torch.no_grad():
-        feature, _ = model.encode(hop.mel[None, 0], hop.mel[None, 1], hop.style)
+        feature, _, _ = model.encode(hop.mel[None, 0], hop.mel[None, 1], hop.style)
         feature = feature[:, -hop.count :]
         prev = model.standardise(hop.prev)
         ones = torch.ones(1)

@@ -154,6 +154,67 @@ def _bump(frames: int, onset: float, duration: float, amp: float) -> np.ndarray:
     return np.where((u > 0) & (u < 1), amp * np.sin(np.pi * np.clip(u, 0, 1)) ** 2, 0.0)
 
 
+def test_inside_turns_drops_turn_edges_short_turns_and_overlap():
+    own = np.zeros(100)
+    own[10:60] = 1  # a 2 s turn with a 3-frame breath that stays one turn
+    own[30:33] = 0
+    own[80:90] = 1  # too short to have an inside
+    partner = np.zeros(100)
+    partner[40:42] = 1
+    mask = M.inside_turns(own, partner, margin=8, bridge=5)
+    expected = np.zeros(100, bool)
+    expected[18:52] = True
+    expected[40:42] = False
+    assert np.array_equal(mask, expected)
+
+
+def _mouth(jaw: np.ndarray, close: np.ndarray | None = None) -> np.ndarray:
+    bs = np.zeros((len(jaw), 52), np.float32)
+    bs[:, JAW] = jaw
+    if close is not None:
+        bs[:, blendshape_index("mouthClose")] = close
+    return bs
+
+
+def test_articulation_scores_a_copied_a_flat_and_a_late_mouth():
+    rng = np.random.default_rng(0)
+    teacher_jaw = np.clip(M.gaussian_smooth(rng.random(200), 1.5), 0, 1)
+    rms = teacher_jaw + 0.01 * rng.standard_normal(200)
+    mask = np.ones(200, bool)
+    teacher = _mouth(teacher_jaw)
+    same = M.articulation(teacher, teacher, rms, mask)
+    assert same["teacher_r_jawOpen"] == pytest.approx(1.0)
+    assert same["jaw_spread_ratio"] == pytest.approx(1.0)
+    assert same["jaw_rms_r"] > 0.95 and same["jaw_rms_lag"] == 0
+    half = M.articulation(_mouth(0.2 + 0.5 * teacher_jaw), teacher, rms, mask)
+    assert half["teacher_r_jawOpen"] == pytest.approx(1.0)
+    assert half["jaw_spread_ratio"] == pytest.approx(0.5)
+    late = M.articulation(_mouth(np.roll(teacher_jaw, 2)), teacher, rms, mask)
+    assert late["jaw_rms_lag"] == 2 and late["teacher_r_jawOpen"] < 0.9
+    flat = M.articulation(_mouth(np.full(200, 0.3)), teacher, rms, mask)
+    assert math.isnan(flat["teacher_r_jawOpen"]) and flat["jaw_spread_ratio"] == 0.0
+
+
+def test_bilabial_closure_and_rounding_are_read_at_the_phonemes():
+    frames = 100
+    jaw = np.full(frames, 0.4, np.float32)
+    teacher = _mouth(jaw.copy())
+    teacher[48:53, JAW] = 0.02  # the teacher closes the lips for the /m/ at 2.0-2.1 s
+    teacher[70:75, blendshape_index("mouthPucker")] = 0.6  # and rounds for the /u/
+    phonemes = [(2.0, 2.1, "PP"), (2.8, 2.96, "U+@"), (3.5, 3.6, "aa")]
+    mask = np.ones(frames, bool)
+    rms = np.linspace(0, 1, frames)
+    open_mouth = M.articulation(_mouth(jaw), teacher, rms, mask, [phonemes])
+    assert open_mouth["bilabial_closure"] == 0.0 and open_mouth["bilabial_closure_teacher"] == 1.0
+    assert open_mouth["bilabial_closure_count"] == 1 and open_mouth["rounding_ratio"] == 0.0
+    copied = M.articulation(teacher, teacher, rms, mask, [phonemes])
+    assert copied["bilabial_closure_ratio"] == 1.0 and copied["rounding_ratio"] == 1.0
+    # a phoneme outside the scored frames does not count
+    outside = M.articulation(teacher, teacher, rms, np.zeros(frames, bool), [phonemes])
+    assert math.isnan(outside["bilabial_closure"])
+    assert math.isnan(M.articulation(teacher, teacher, rms, mask)["teacher_r_mouthClose"])
+
+
 def test_nods_are_counted_on_a_synthetic_pitch_curve():
     frames = 60 * FPS  # one minute
     t = (np.arange(frames) + 0.5) / FPS

@@ -48,7 +48,7 @@ def test_shapes_and_dtypes():
     batch = make_batch(cfg, b)
     style = model.style_vector(batch["reference"], b)
     assert style.shape == (b, cfg.style_dim)
-    feature, speaking = model.encode(batch["mel_own"], batch["mel_partner"], style)
+    feature, speaking, _ = model.encode(batch["mel_own"], batch["mel_partner"], style)
     assert feature.shape == (b, cfg.audio_context + n, cfg.encoder.width)
     assert speaking.shape == (b, cfg.audio_context + n)
     assert speaking.min() >= 0 and speaking.max() <= 1 and feature.dtype == torch.float32
@@ -64,7 +64,7 @@ def test_shapes_and_dtypes():
 
 
 def test_latent_size_comes_from_the_config():
-    cfg = tiny_config().model_copy(update={"latent_dim": 16, "motion_space": "learned"})
+    cfg = tiny_config().model_copy(update={"latent_dim": 16, "mouth": None})
     model = INFPModel(cfg)
     batch = make_batch(cfg)
     assert batch["motion"].shape[-1] == 16
@@ -142,3 +142,47 @@ def test_bad_arguments_are_clear():
             torch.zeros(1, n, 64), torch.zeros(1, 10, 62), model.style_vector(None, 1),
             torch.zeros(1, n, 62), sampler="euler",
         )  # fmt: skip
+
+
+def test_the_articulation_head_sets_the_mouth_channels_and_is_trained():
+    from infp_sdk.model.mouth import ARTICULATION_CHANNELS
+    from infp_sdk.motion import RIG_BLENDSHAPES, blendshape_index
+
+    model = random_model()
+    cfg = model.config
+    assert cfg.mouth is not None and cfg.mouth.channels == ARTICULATION_CHANNELS
+    channels = [RIG_BLENDSHAPES.start + blendshape_index(n) for n in ARTICULATION_CHANNELS]
+    batch = make_batch(cfg)
+    losses = model.loss(batch)
+    assert losses["mouth"] > 0
+    # the regression loss reaches the encoder: articulation is learned from the audio
+    losses["mouth"].backward()
+    assert model.encoder.proj.weight.grad.abs().sum() > 0
+    b, n = 3, 4
+    style = model.style_vector(None, b)
+    with torch.no_grad():
+        feature, _, mouth = model.encode(batch["mel_own"], batch["mel_partner"], style)
+        noise = torch.randn(b, n, cfg.latent_dim)
+        plain = model.sample_window(feature[:, -n:], batch["prev"], style, noise)
+        spoken = model.sample_window(
+            feature[:, -n:], batch["prev"], style, noise, mouth=mouth[:, -n:]
+        )
+    assert mouth.shape == (b, feature.shape[1], len(channels))
+    expected = mouth[:, -n:] * model.motion_std[channels] + model.motion_mean[channels]
+    assert torch.allclose(spoken[..., channels], expected, atol=1e-5)
+    others = [i for i in range(cfg.latent_dim) if i not in channels]
+    assert torch.equal(spoken[..., others], plain[..., others])
+
+
+def test_old_configs_load_and_a_learned_motion_space_is_refused():
+    from infp_sdk.model import INFPConfig
+
+    old = tiny_config().model_dump()
+    old.pop("mouth")
+    old["motion_space"] = "rig"
+    assert INFPConfig.model_validate(old).mouth is None
+    old["motion_space"] = "learned"
+    with pytest.raises(ValueError, match="learned motion space"):
+        INFPConfig.model_validate(old)
+    with pytest.raises(ValueError, match="mouth=None"):
+        INFPConfig.model_validate({**tiny_config().model_dump(), "latent_dim": 16})

@@ -61,7 +61,7 @@ def test_export_writes_checked_files_and_config(exported):
     meta = json.loads((out / "config.json").read_text())
     assert meta["opset"] == OPSET
     assert meta["config"] == model.config.model_dump(mode="json")
-    assert set(meta["files"]) == {"encoder.onnx", "guider.onnx", "denoiser.onnx"}
+    assert set(meta["files"]) == {"encoder.onnx", "guider.onnx", "denoiser.onnx", "mouth.onnx"}
     assert np.allclose(meta["motion_std"], model.motion_std.numpy())
     assert np.allclose(meta["null_style"], model.dit.null_style.detach().numpy())
     import onnx

@@ -20,12 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..audio import SAMPLES_PER_MOTION_FRAME
-from ..motion import FPS, RIG_HEAD, latent_to_rig
+from ..motion import ARKIT_BLENDSHAPES, FPS, RIG_HEAD, latent_to_rig
 
 Sequences = np.ndarray | Sequence[np.ndarray]
 """One array, or one array per example."""
 
 NAN = float("nan")
+_BS = {name: i for i, name in enumerate(ARKIT_BLENDSHAPES)}
 
 
 def _seqs(x: Sequences) -> list[np.ndarray]:
@@ -321,6 +322,159 @@ def lip_sync(
     if teacher_jaw is not None:
         r, lag = lagged_correlation(jaw, teacher_jaw, talking, max_lag)
         out.update(teacher_r=r, teacher_lag=float(lag) if not math.isnan(r) else NAN)
+    return out
+
+
+def frame_rms(audio: np.ndarray, frames: int) -> np.ndarray:
+    """Root-mean-square amplitude of 16 kHz audio in each motion frame, float32 (T,)."""
+    hop = SAMPLES_PER_MOTION_FRAME
+    x = np.zeros(frames * hop, np.float64)
+    n = min(len(audio), len(x))
+    x[:n] = np.asarray(audio[:n], np.float64)
+    return np.sqrt(np.mean(x.reshape(frames, hop) ** 2, axis=1)).astype(np.float32)
+
+
+def inside_turns(
+    own_vad: np.ndarray, partner_vad: np.ndarray, margin: int = 8, bridge: int = 5
+) -> np.ndarray:
+    """Frames well inside the own side's turns: bool (T,).
+
+    A turn is a run of own voice activity, with pauses up to ``bridge`` frames (a breath
+    between words) joined; its first and last ``margin`` frames (0.32 s at 25 fps) are left out,
+    as are frames where the partner talks too. These are the frames where the mouth should say
+    the syllables, not open or close for who is talking.
+    """
+    talking = np.asarray(own_vad) > 0.5
+    n = len(talking)
+    idx = np.flatnonzero(talking)
+    out = np.zeros(n, bool)
+    if len(idx) == 0:
+        return out
+    runs, start, prev = [], idx[0], idx[0]
+    for i in idx[1:]:
+        if i - prev > bridge + 1:
+            runs.append((start, prev + 1))
+            start = i
+        prev = i
+    runs.append((start, prev + 1))
+    for lo, hi in runs:
+        if hi - lo > 2 * margin:
+            out[lo + margin : hi - margin] = True
+    return out & ~(np.asarray(partner_vad) > 0.5)
+
+
+def lip_opening(blendshapes: np.ndarray) -> np.ndarray:
+    """How far apart the lips are, from ARKit weights (T, 52) -> (T,).
+
+    The jaw opens the lips unless mouthClose holds them together; the lip raisers and
+    depressors part them further.
+    """
+    jaw, close = blendshapes[:, _BS["jawOpen"]], blendshapes[:, _BS["mouthClose"]]
+    parting = (
+        blendshapes[:, _BS["mouthLowerDownLeft"]]
+        + blendshapes[:, _BS["mouthLowerDownRight"]]
+        + blendshapes[:, _BS["mouthUpperUpLeft"]]
+        + blendshapes[:, _BS["mouthUpperUpRight"]]
+    ) / 4
+    return np.clip(jaw - close, 0.0, None) + parting
+
+
+def rounding(blendshapes: np.ndarray) -> np.ndarray:
+    """Lip rounding (T,): mouthFunnel + mouthPucker."""
+    return blendshapes[:, _BS["mouthFunnel"]] + blendshapes[:, _BS["mouthPucker"]]
+
+
+BILABIAL_VISEMES = ("PP",)
+ROUNDED_VISEMES = ("U", "O", "W")
+CLOSED_LIPS = 0.08
+
+
+def phoneme_frames(
+    phonemes: list[tuple[float, float, str]], visemes: tuple[str, ...], mask: np.ndarray
+) -> list[np.ndarray]:
+    """For each phoneme whose viseme is in ``visemes`` and whose centre frame is in ``mask``:
+    the frames it spans, widened by one frame each side (the lips close around the sound)."""
+    n = len(mask)
+    out = []
+    for start, end, viseme in phonemes:
+        if viseme.split("+")[0] not in visemes:
+            continue
+        centre = int((start + end) / 2 * FPS)
+        if not 0 <= centre < n or not mask[centre]:
+            continue
+        lo, hi = max(int(start * FPS) - 1, 0), min(int(math.ceil(end * FPS)) + 1, n)
+        out.append(np.arange(lo, max(hi, lo + 1)))
+    return out
+
+
+def articulation(
+    blendshapes: Sequences,
+    teacher_blendshapes: Sequences,
+    rms: Sequences,
+    mask: Sequences,
+    phonemes: list[list[tuple[float, float, str]] | None] | None = None,
+    channels: tuple[str, ...] = (
+        "jawOpen",
+        "mouthClose",
+        "mouthFunnel",
+        "mouthPucker",
+        "mouthStretchLeft",
+        "mouthLowerDownLeft",
+        "mouthUpperUpLeft",
+        "mouthRollLower",
+        "mouthSmileLeft",
+    ),
+    max_lag: int = 4,
+) -> dict[str, float]:
+    """Syllable-level lip sync over the frames of ``mask`` (:func:`inside_turns`).
+
+    - ``jaw_rms_r``: jawOpen against the own voice's frame RMS, best lag within ``+-max_lag``
+      (positive: the jaw follows the voice);
+    - ``teacher_r_<channel>``: each mouth channel against the teacher's, at lag 0 (the teacher is
+      aligned with the audio: a late mouth is an error);
+    - ``jaw_spread``: std of jawOpen over those frames, pooled within examples; ``jaw_spread_ratio``
+      the same over the teacher's;
+    - with ``phonemes`` (per example: (start s, end s, viseme)): ``bilabial_closure``, the share
+      of /p b m/ whose frames bring the lips together (:func:`lip_opening` below
+      ``CLOSED_LIPS``), and ``rounding``, the mean of the highest :func:`rounding` over each
+      /u o w/, each with its ``_teacher`` value and ``_ratio`` to it.
+    """
+    bs_l, tb_l, rms_l, m_l = _paired(blendshapes, teacher_blendshapes, rms, mask)
+    m_l = [np.asarray(m, bool) for m in m_l]
+    out: dict[str, float] = {}
+    jaw = [b[:, _BS["jawOpen"]] for b in bs_l]
+    teacher_jaw = [b[:, _BS["jawOpen"]] for b in tb_l]
+    r, lag = lagged_correlation(jaw, rms_l, m_l, max_lag)
+    out["jaw_rms_r"], out["jaw_rms_lag"] = r, float(lag) if not math.isnan(r) else NAN
+    for name in channels:
+        ch = _BS[name]
+        r = correlation_by_lag([b[:, ch] for b in bs_l], [b[:, ch] for b in tb_l], m_l, 0)[0]
+        out[f"teacher_r_{name}"] = r
+    spread = _pooled_std([j[m] for j, m in zip(jaw, m_l, strict=True) if m.sum() > 1])
+    teacher_spread = _pooled_std(
+        [j[m] for j, m in zip(teacher_jaw, m_l, strict=True) if m.sum() > 1]
+    )
+    out["jaw_spread"] = spread
+    out["jaw_spread_ratio"] = spread / teacher_spread if teacher_spread > 0 else NAN
+    if phonemes is not None and any(p for p in phonemes):
+        closed = {"model": [], "teacher": []}
+        rounded = {"model": [], "teacher": []}
+        for b, tb, m, ph in zip(bs_l, tb_l, m_l, phonemes, strict=True):
+            if not ph:
+                continue
+            for key, src in (("model", b), ("teacher", tb)):
+                opening, round_ = lip_opening(src), rounding(src)
+                for frames in phoneme_frames(ph, BILABIAL_VISEMES, m):
+                    closed[key].append(float(opening[frames].min() < CLOSED_LIPS))
+                for frames in phoneme_frames(ph, ROUNDED_VISEMES, m):
+                    rounded[key].append(float(round_[frames].max()))
+        for name, values in (("bilabial_closure", closed), ("rounding", rounded)):
+            model_v = float(np.mean(values["model"])) if values["model"] else NAN
+            teacher_v = float(np.mean(values["teacher"])) if values["teacher"] else NAN
+            out[name] = model_v
+            out[f"{name}_teacher"] = teacher_v
+            out[f"{name}_ratio"] = model_v / teacher_v if teacher_v > 0 else NAN
+            out[f"{name}_count"] = float(len(values["model"]))
     return out
 
 

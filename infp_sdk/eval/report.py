@@ -55,6 +55,10 @@ class EvalExample:
     """float32 (T,): 1 while the own side talks."""
     partner_vad: np.ndarray
     """float32 (T,): 1 while the partner talks."""
+    engine: str = "unknown"
+    """The own voice's speech engine (from the session's meta), for per-engine scores."""
+    phonemes: list[tuple[float, float, str]] | None = None
+    """The own voice's phonemes as (start s, end s, viseme), when the dataset records them."""
 
     @property
     def frames(self) -> int:
@@ -92,6 +96,8 @@ def load_examples(
                 partner_vad = other.vad
             else:
                 partner_vad = energy_vad(partner, frames)
+            voice = s.meta.get("voices", {}).get(side, {})
+            phonemes = s.meta.get("phonemes", {}).get(side)
             out.append(
                 EvalExample(
                     session_id=s.id,
@@ -101,6 +107,12 @@ def load_examples(
                     latents=track.latents().astype(np.float32),
                     own_vad=np.asarray(own_vad, np.float32)[:frames],
                     partner_vad=np.asarray(partner_vad, np.float32)[:frames],
+                    engine=str(voice.get("engine", "espeak-ng")) if voice else "unknown",
+                    phonemes=(
+                        [(float(p[0]), float(p[1]), str(p[-1])) for p in phonemes]
+                        if phonemes
+                        else None
+                    ),
                 )
             )
     return out
@@ -223,7 +235,9 @@ def score(
     lips = M.lip_activity(jaw, own_vad, partner_vad)
     sync = M.lip_sync(jaw, loudness, own_vad, teacher_jaw, max_lag=MAX_LAG)
     nods = M.nods_per_minute(pitch, [1.0 - v for v in own_vad])
+    art = score_articulation(predictions, examples)
     return {
+        **art,
         "speaking_accuracy": spk["accuracy"],
         "speaking_balanced_accuracy": spk["balanced_accuracy"],
         "lip_ratio": lips["ratio"],
@@ -245,6 +259,20 @@ def score(
             audio_beats, motion_beats, [ex.frames for ex in examples]
         ),
     }
+
+
+def score_articulation(
+    predictions: list[tuple[np.ndarray, np.ndarray]], examples: list[EvalExample]
+) -> dict[str, float]:
+    """The syllable-level metrics (:func:`infp_sdk.eval.metrics.articulation`) inside own turns."""
+    return M.articulation(
+        [latent_to_rig(p[0])[2] for p in predictions],
+        [latent_to_rig(ex.latents)[2] for ex in examples],
+        [M.frame_rms(ex.own, ex.frames) for ex in examples],
+        [M.inside_turns(ex.own_vad, ex.partner_vad) for ex in examples],
+        [ex.phonemes for ex in examples],
+        max_lag=MAX_LAG,
+    )
 
 
 def _resolve_models(models: Mapping[str, Any]) -> dict[str, Any]:
@@ -324,6 +352,8 @@ def evaluate(
     )
     total_seconds = sum(len(ex.own) for ex in examples) / SAMPLE_RATE
     rows: dict[str, dict[str, float]] = {}
+    by_engine: dict[str, dict[str, dict[str, float]]] = {}
+    engines = sorted({ex.engine for ex in examples})
     first: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, model in resolved.items():
         started = time.perf_counter()
@@ -343,6 +373,14 @@ def evaluate(
             row["rtf"] = elapsed / max(total_seconds, 1e-9)
             first[name] = preds[0]
         rows[name] = row
+        if len(engines) > 1:
+            by_engine[name] = {
+                engine: score_articulation(
+                    [p for p, ex in zip(preds, examples, strict=True) if ex.engine == engine],
+                    [ex for ex in examples if ex.engine == engine],
+                )
+                for engine in engines
+            }
         if log is not None:
             log(f"{name}: scored {len(examples)} examples in {elapsed:.1f} s")
     if plot is not None:
@@ -370,6 +408,8 @@ def evaluate(
             "cfg_scale": cfg_scale,
         },
         "metrics": rows,
+        "engines": {e: sum(ex.engine == e for ex in examples) for e in engines},
+        "articulation_by_engine": by_engine,
     }
 
 
@@ -400,9 +440,43 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     return [join(header), "  ".join("-" * w for w in widths), *(join(line) for line in lines)]
 
 
-def format_table(results: Mapping[str, Any]) -> str:
-    """Two plain-text tables of :func:`evaluate`'s results: behaviour, then distributions.
+def _articulation_line(name: str, m: Mapping[str, Any]) -> list[str]:
+    return [
+        name,
+        _fmt_lag(m.get("jaw_rms_r"), m.get("jaw_rms_lag")),
+        _fmt(m.get("teacher_r_jawOpen")),
+        _fmt(m.get("teacher_r_mouthClose")),
+        _fmt(m.get("teacher_r_mouthFunnel")),
+        _fmt(m.get("teacher_r_mouthPucker")),
+        _fmt(m.get("teacher_r_mouthStretchLeft")),
+        _fmt(m.get("jaw_spread_ratio")),
+        _fmt(m.get("bilabial_closure")),
+        _fmt(m.get("bilabial_closure_ratio")),
+        _fmt(m.get("rounding_ratio")),
+    ]
 
+
+ARTICULATION_HEADER = [
+    "row",
+    "jaw~RMS (lag)",
+    "r jaw",
+    "r close",
+    "r funnel",
+    "r pucker",
+    "r stretch",
+    "jaw spread",
+    "/p b m/ shut",
+    "vs teacher",
+    "round /u o w/",
+]
+
+
+def format_table(results: Mapping[str, Any]) -> str:
+    """Plain-text tables of :func:`evaluate`'s results: articulation, behaviour, distributions.
+
+    Articulation (inside own turns): jawOpen against the own voice's RMS, each mouth channel
+    against the teacher's, jaw spread against the teacher's, /p b m/ closures and /u o w/
+    rounding against the teacher's; then the same per voice engine when the split has several.
     Behaviour: speaking-state accuracy (plain and balanced), lip activity ratio, lip-sync r
     (best lag) against loudness and against the teacher's jaw, nods per listening minute, and
     Beat Align with its chance level. Distributions: FD, Var and SID for pose and expression,
@@ -442,6 +516,17 @@ def format_table(results: Mapping[str, Any]) -> str:
         for name, m in rows.items()
     ]
     lines = [head, ""]
+    lines += _table(ARTICULATION_HEADER, [_articulation_line(name, m) for name, m in rows.items()])
+    lines.append("")
+    by_engine = results.get("articulation_by_engine") or {}
+    if by_engine:
+        per_engine = [
+            _articulation_line(f"{name} / {engine}", m)
+            for name, engines in by_engine.items()
+            for engine, m in engines.items()
+        ]
+        lines += _table(ARTICULATION_HEADER, per_engine)
+        lines.append("")
     behaviour_header = ["row", "spk acc", "spk bal", "lip ratio", "r loud (lag)"]
     behaviour_header += ["r teacher (lag)", "nods/min", "BA", "BA chance"]
     lines += _table(behaviour_header, behaviour)

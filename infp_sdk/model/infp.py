@@ -7,7 +7,7 @@ streams -> interactive motion feature and speaking), `loss` (one training batch)
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ from . import sampling
 from .dit import DiTConfig, MotionDiT
 from .encoder import AudioEncoder, AudioEncoderConfig
 from .guider import GuiderConfig, InteractiveMotionGuider
+from .mouth import MouthConfig, MouthHead, rig_indices
 from .style import StyleEncoder, StyleEncoderConfig
 
 CONFIG_VERSION = 1
@@ -31,13 +32,17 @@ class INFPConfig(BaseModel):
 
     version: int = CONFIG_VERSION
     preset: str = "realtime"
-    motion_space: Literal["rig", "learned"] = "rig"
     latent_dim: int = Field(RIG_DIM, ge=1, description="D, the size of one motion latent")
     style_dim: int = Field(64, ge=1)
     encoder: AudioEncoderConfig = AudioEncoderConfig()
     guider: GuiderConfig = GuiderConfig()
     style: StyleEncoderConfig = StyleEncoderConfig()
     dit: DiTConfig = DiTConfig()
+    mouth: MouthConfig | None = Field(
+        None,
+        description="a deterministic articulation head on the own audio beside the DiT "
+        "(model/mouth.py); None: the DiT samples the mouth too",
+    )
     window: int = Field(10, ge=1, description="frames per training window")
     audio_context: int = Field(
         16, ge=0, description="frames of past audio fed to the encoder before each window"
@@ -52,12 +57,30 @@ class INFPConfig(BaseModel):
     p_drop_prev: float = Field(0.5, ge=0.0, le=1.0)
     speaking_loss_weight: float = Field(0.1, ge=0.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_motion_space(cls, data: Any) -> Any:
+        # Configs saved before 0.2 name their motion space; only the rig one ever existed.
+        if isinstance(data, dict) and "motion_space" in data:
+            data = dict(data)
+            if data.pop("motion_space") != "rig":
+                raise ValueError(
+                    "this checkpoint uses a learned motion space, which this infp-sdk cannot "
+                    "render or stream: use a rig-space model (the default)"
+                )
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> INFPConfig:
         if self.version > CONFIG_VERSION:
             raise ValueError(
                 f"config version {self.version} is newer than this infp-sdk understands "
                 f"({CONFIG_VERSION}): upgrade infp-sdk"
+            )
+        if self.mouth is not None and self.latent_dim != RIG_DIM:
+            raise ValueError(
+                f"the mouth head writes rig channels, but latent_dim is {self.latent_dim}, not the "
+                f"rig's {RIG_DIM}: set mouth=None for another motion space"
             )
         return self
 
@@ -78,7 +101,11 @@ def preset(name: str, **overrides) -> INFPConfig:
             cfg_scale=1.5,
         )
     elif name == "realtime":
-        cfg = INFPConfig(preset="realtime")
+        cfg = INFPConfig(
+            preset="realtime",
+            guider=GuiderConfig(memory_banks=False),
+            mouth=MouthConfig(),
+        )
     else:
         raise ValueError(f"unknown preset {name!r}: choose 'paper' or 'realtime'")
     return cfg.model_copy(update=overrides) if overrides else cfg
@@ -93,6 +120,8 @@ class INFPModel(nn.Module):
         self.guider = InteractiveMotionGuider(width, config.style_dim, config.guider)
         self.style_encoder = StyleEncoder(config.latent_dim, config.style_dim, config.style)
         self.dit = MotionDiT(config.latent_dim, width, config.style_dim, config.dit)
+        self.mouth = MouthHead(width, config.mouth) if config.mouth is not None else None
+        self.mouth_channels = rig_indices(config.mouth) if config.mouth is not None else []
         # Per-dimension statistics of the training motion. The networks work on standardised
         # latents so that every dimension weighs the same in the loss, however small its range.
         self.register_buffer("motion_mean", torch.zeros(config.latent_dim))
@@ -113,14 +142,28 @@ class INFPModel(nn.Module):
     # ------------------------------------------------------------------ conditioning
     def encode(
         self, mel_own: torch.Tensor, mel_partner: torch.Tensor, style: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """mel_* (B, (T + lookahead) * 4, 80) -> feature (B, T, W), speaking (B, T).
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """mel_* (B, (T + lookahead) * 4, 80) -> feature (B, T, W), speaking (B, T) and mouth
+        (B, T, M): the articulation head's standardised channels (M = 0 without a head).
 
         Both channels go through the same encoder weights (stacked on the batch axis).
         """
         b = mel_own.shape[0]
         audio = self.encoder(torch.cat([mel_own, mel_partner], dim=0))
-        return self.guider(audio[:b], audio[b:], style)
+        feature, speaking = self.guider(audio[:b], audio[b:], style)
+        if self.mouth is None:
+            mouth = audio.new_zeros(b, audio.shape[1], 0)
+        else:
+            mouth = self.mouth(audio[:b])
+        return feature, speaking, mouth
+
+    def with_mouth(self, z: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+        """Standardised latents (B, N, D) with the articulation channels set from ``mouth``."""
+        if not self.mouth_channels:
+            return z
+        z = z.clone()
+        z[..., self.mouth_channels] = mouth
+        return z
 
     def style_vector(self, reference: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Style from reference motion latents (B, T, D); without one, the learned null style."""
@@ -152,8 +195,8 @@ class INFPModel(nn.Module):
             torch.ones(b, device=device) if reference is not None else torch.zeros(b, device=device)
         )
         style = self.style_vector(reference, b)
-        feature, speaking = self.encode(batch["mel_own"], batch["mel_partner"], style)
-        feature, speaking = feature[:, -n:], speaking[:, -n:]
+        feature, speaking, mouth = self.encode(batch["mel_own"], batch["mel_partner"], style)
+        feature, speaking, mouth = feature[:, -n:], speaking[:, -n:], mouth[:, -n:]
 
         def keep(p: float) -> torch.Tensor:
             return (torch.rand(b, device=device) >= p).float()
@@ -172,7 +215,11 @@ class INFPModel(nn.Module):
             target = batch["speaking"][:, -n:]
             bce = F.binary_cross_entropy(speaking.clamp(1e-4, 1 - 1e-4), target)
             out["speaking"] = bce
-            out["loss"] = diffusion + cfg.speaking_loss_weight * bce
+            out["loss"] = out["loss"] + cfg.speaking_loss_weight * bce
+        if self.mouth is not None:
+            articulation = F.mse_loss(mouth, x0[..., self.mouth_channels])
+            out["mouth"] = articulation
+            out["loss"] = out["loss"] + cfg.mouth.loss_weight * articulation
         return out
 
     # ------------------------------------------------------------------ sampling
@@ -232,12 +279,14 @@ class INFPModel(nn.Module):
         sampler: str | None = None,
         steps: int | None = None,
         cfg_scale: float | None = None,
+        mouth: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Denoise one window: feature (B, N, W), prev (B, P, D), style (B, S), noise (B, N, D).
 
         ``prev`` and the result are motion latents; ``has_prev`` (B,) is 0 for a window with no
         history (the start of a stream): the null continuity embedding is used, as trained by
-        the condition dropout. Returns (B, N, D).
+        the condition dropout. ``mouth`` (B, N, M), the articulation head's output from
+        :meth:`encode`, replaces the sampled mouth channels. Returns (B, N, D).
         """
         cfg = self.config
         name = sampler or cfg.sampler
@@ -252,7 +301,10 @@ class INFPModel(nn.Module):
             has_prev,
             cfg.cfg_scale if cfg_scale is None else cfg_scale,
         )
-        return self.destandardise(sampling.SAMPLERS[name](denoise, noise, steps or cfg.steps))
+        z = sampling.SAMPLERS[name](denoise, noise, steps or cfg.steps)
+        if mouth is not None:
+            z = self.with_mouth(z, mouth)
+        return self.destandardise(z)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -339,7 +339,7 @@ def run_hop_batch(
     speaking (B, count). Reads no tensor back to the host, so it can be captured as a CUDA graph.
     """
     count = noise.shape[1]
-    feature, speaking = model.encode(mel[:, 0], mel[:, 1], style)
+    feature, speaking, mouth = model.encode(mel[:, 0], mel[:, 1], style)
     sampler, steps, cfg_scale = sampling
     x = model.sample_window(
         feature[:, -count:],
@@ -350,6 +350,7 @@ def run_hop_batch(
         sampler=sampler,
         steps=steps,
         cfg_scale=cfg_scale,
+        mouth=mouth[:, -count:],
     )
     return x, speaking[:, -count:]
 

@@ -1,14 +1,17 @@
 """ONNX export of the stage-2 networks and an onnxruntime backend behind the same ``INFPModel``.
 
-:func:`export_onnx` writes three graphs and a ``config.json`` into a folder::
+:func:`export_onnx` writes three graphs (four with an articulation head) and a ``config.json``
+into a folder::
 
     encoder.onnx    log-mel (B, M, 80) -> audio features (B, T, W); both channels share it
     guider.onnx     own, partner (B, T, W) + style (B, S) -> feature (B, T, W), speaking (B, T)
     denoiser.onnx   MotionDiT (x_t, t, feature, prev, style, keep_feature, keep_prev, keep_style)
+    mouth.onnx      own audio features (B, T, W) -> articulation channels (B, T, M), if the
+                    model has the head
     config.json     INFPConfig, motion_mean/motion_std, the null style, opset, SHA-256 per graph
 
 :func:`load_onnx_model` turns that folder back into an :class:`INFPModel` whose ``encoder``,
-``guider`` and ``dit`` run onnxruntime sessions. Sampling, classifier-free guidance and
+``guider``, ``dit`` (and ``mouth``) run onnxruntime sessions. Sampling, classifier-free guidance and
 standardisation stay in torch (they are a few element-wise operations per step), so
 ``MotionStream``, ``generate_motion`` and the Agent run unchanged on either backend.
 """
@@ -38,6 +41,7 @@ CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 GUIDER_FILE = "guider.onnx"
 DENOISER_FILE = "denoiser.onnx"
+MOUTH_FILE = "mouth.onnx"
 ONNX_FILES = (ENCODER_FILE, GUIDER_FILE, DENOISER_FILE)
 
 INSTALL_HINT = "pip install 'infp-sdk[onnx]' (CPU) or pip install 'infp-sdk[gpu]' (CUDA)"
@@ -96,6 +100,7 @@ def _example_inputs(cfg: INFPConfig) -> dict[str, tuple[torch.Tensor, ...]]:
     return {
         "encoder": (randn(b, mel_len, enc.n_mels) * 3 - 6,),
         "guider": (randn(b, t_len, w), randn(b, t_len, w), randn(b, s)),
+        "mouth": (randn(b, t_len, w),),
         "denoiser": (
             randn(b, n, d),
             torch.rand(b, generator=g),
@@ -142,7 +147,8 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
 
     Batch, time and window axes are dynamic, so one export serves any hop, the batch of two that
     classifier-free guidance runs, and the end-of-stream partial hop. Each graph is validated with
-    ``onnx.checker``. Returns ``{"encoder", "guider", "denoiser", "config"}`` -> path.
+    ``onnx.checker``. Returns ``{"encoder", "guider", "denoiser", "config"}`` (and ``"mouth"``
+    with an articulation head) -> path.
     Raises :class:`OnnxDependencyError` when ``onnx`` is not installed.
     """
     onnx = _import("onnx")
@@ -183,6 +189,8 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
             {"v": bt},
         ),
     }
+    if src.mouth is not None:
+        graphs["mouth"] = (src.mouth, MOUTH_FILE, {"own": bt}, {"mouth": bt})
     # a stale config.json next to half-written graphs must not load: remove it first, write last
     (out / CONFIG_FILE).unlink(missing_ok=True)
     paths: dict[str, Path] = {}
@@ -258,6 +266,16 @@ class OrtGuider(_OrtGraph):
         # a guider without memory banks has no style input (the export drops unused inputs)
         feature, speaking = self._run(*(own, partner, style)[: len(self.input_names)])
         return feature, speaking
+
+
+class OrtMouthHead(_OrtGraph):
+    """``MouthHead`` on onnxruntime: own audio features (B, T, W) -> (B, T, M)."""
+
+    def __init__(self, session: Any):
+        super().__init__(session, MOUTH_FILE)
+
+    def forward(self, own: torch.Tensor) -> torch.Tensor:
+        return self._run(own)[0]
 
 
 class OrtMotionDiT(_OrtGraph):
@@ -462,6 +480,10 @@ def load_onnx_model(
     model.encoder = OrtAudioEncoder(encoder, cfg)
     model.guider = OrtGuider(guider, cfg)
     model.dit = OrtMotionDiT(denoiser, cfg, torch.tensor(meta["null_style"], dtype=torch.float32))
+    if cfg.mouth is not None:
+        mouth = session(MOUTH_FILE)
+        _check_io(mouth, root / MOUTH_FILE, {"own": w}, {"mouth": len(cfg.mouth.channels)})
+        model.mouth = OrtMouthHead(mouth)
     model.style_encoder = _NoStyleEncoder()
     model.motion_mean = torch.tensor(meta["motion_mean"], dtype=torch.float32)
     model.motion_std = torch.tensor(meta["motion_std"], dtype=torch.float32)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 
+from ..data.windows import Session
+from ..model.encoder import pad_lookahead
 from ..model.infp import INFPModel
+from ..model.mouth import calibrate
 
 
 def make_optimizer(
@@ -50,3 +54,34 @@ class EMA:
                 ema.lerp_(live, 1 - self.decay)
             else:
                 ema.copy_(live)
+
+
+@torch.no_grad()
+def calibrated(model: INFPModel, sessions: list[Session]) -> INFPModel:
+    """A copy of ``model`` whose articulation head's spread is calibrated on ``sessions``.
+
+    The head runs over each held-out session as a stream would (causal, silence after the end);
+    frames well inside the own voice's turns (:func:`infp_sdk.eval.metrics.inside_turns`) are
+    compared with the standardised teacher channels (:func:`infp_sdk.model.mouth.calibrate`).
+    A model without the head, or sessions without voice activity, come back unchanged.
+    """
+    from ..eval.metrics import inside_turns
+
+    if model.mouth is None:
+        return model
+    out = copy.deepcopy(model).eval()
+    predictions, targets = [], []
+    for s in sessions:
+        if s.speaking is None:
+            continue
+        mask = inside_turns(s.speaking.numpy(), np.zeros(s.frames))
+        if mask.sum() < 2:
+            continue
+        mel = pad_lookahead(s.mel_own[None], out.config.encoder)
+        own = out.encoder(mel)[0, : s.frames]
+        keep = torch.from_numpy(mask)
+        predictions.append(out.mouth.regress(own)[keep])
+        targets.append(out.standardise(s.motion)[keep][:, out.mouth_channels])
+    if predictions:
+        calibrate(out.mouth, predictions, targets)
+    return out

@@ -27,7 +27,7 @@ from ..data.windows import Session, random_batch
 from ..model.checkpoint import save_model, tensors_digest
 from ..model.encoder import LOG_MEL_FLOOR
 from ..model.infp import INFPConfig, INFPModel, preset
-from .stage2 import EMA, make_optimizer, train_step
+from .stage2 import EMA, calibrated, make_optimizer, train_step
 
 
 class TrainConfig(BaseModel):
@@ -195,7 +195,9 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
     with open(log_path, "w" if new_log else "a", newline="") as log_file:
         log = csv.writer(log_file)
         if new_log:
-            log.writerow(["step", "loss", "diffusion", "speaking", "val", "lr", "windows_per_s"])
+            log.writerow(
+                ["step", "loss", "diffusion", "speaking", "mouth", "val", "lr", "windows_per_s"]
+            )
         started, window_count, running = time.perf_counter(), 0, []
         progress = Progress(cfg.steps, first=step)
         while step < cfg.steps:
@@ -223,10 +225,10 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             if main and (step % cfg.log_every == 0 or val):
                 rate = window_count / (time.perf_counter() - started)
                 mean = {k: sum(r.get(k, 0.0) for r in running) / len(running) for k in running[0]}
-                speaking = mean.get("speaking", 0.0)
+                speaking, mouth = mean.get("speaking", 0.0), mean.get("mouth", 0.0)
                 log.writerow(
                     [step, f"{mean['loss']:.5f}", f"{mean['diffusion']:.5f}", f"{speaking:.5f}",
-                     val, f"{lr:.2e}", f"{rate:.1f}"]
+                     f"{mouth:.5f}", val, f"{lr:.2e}", f"{rate:.1f}"]
                 )  # fmt: skip
                 log_file.flush()
                 progress.line(
@@ -237,7 +239,9 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
                 running = []
             if main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 save_train_state(state_path, model, ema, optimizer, step)
-                save_model(ema.model, out / "model.safetensors", {"infp.step": str(step)})
+                # the shipped weights: the EMA copy, its mouth's spread calibrated on val
+                shipped = calibrated(ema.model, val_sessions)
+                save_model(shipped, out / "model.safetensors", {"infp.step": str(step)})
     # one line per rank, so a distributed run can be checked for ranks that drifted apart
     print(f"rank {rank}: weights sha256 {tensors_digest(model.state_dict())}", flush=True)
     if main:
