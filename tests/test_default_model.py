@@ -48,3 +48,22 @@ def test_main_job_shows_both_roles(tmp_path):
     assert jaw[own_only].std() > 3 * jaw[partner_only].std()
     assert speaking[own_only].mean() > 0.8 and speaking[partner_only].mean() < 0.2
     assert np.corrcoef(jaw[own_only], own_db[own_only])[0, 1] > 0.3
+
+
+def test_the_mouth_says_the_syllables_inside_turns(tmp_path):
+    """Inside the agent's own turns the jaw follows each syllable's loudness, not just who talks
+    (the previous default, which sampled its mouth, scored 0.52 here; this one 0.65)."""
+    from infp_sdk.data.dataset import energy_vad
+    from infp_sdk.eval.metrics import frame_rms, inside_turns, lagged_correlation
+    from infp_sdk.motion import latent_to_rig
+    from infp_sdk.runtime.generator import generate_motion
+
+    own = load_audio(CONVERSATION / "own.wav")
+    partner = load_audio(CONVERSATION / "partner.wav")
+    motion = generate_motion(load_model(), own, partner, seed=0)
+    jaw = latent_to_rig(motion.latents)[2][:, JAW]
+    frames = len(jaw)
+    mask = inside_turns(energy_vad(own, frames), energy_vad(partner, frames))
+    assert mask.sum() > 50
+    r, _ = lagged_correlation(jaw, frame_rms(own, frames), mask, max_lag=4)
+    assert r > 0.6
