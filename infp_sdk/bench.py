@@ -251,7 +251,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "results": rows,
     }
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        from . import _atomic
+
+        _atomic.write_text(args.json, json.dumps(result, indent=1))
         print(f"saved {args.json}")
     return 0
 

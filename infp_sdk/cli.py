@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from ._atomic import atomic_path
 
 
 def _cmd_motion(args: argparse.Namespace) -> int:
@@ -38,8 +39,7 @@ def _cmd_motion(args: argparse.Namespace) -> int:
     )
     elapsed = time.perf_counter() - started
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w") as f:
+    with atomic_path(out) as tmp, open(tmp, "w") as f:  # whole or absent
         for frame in motion.frames():
             f.write(json.dumps(frame.to_dict()) + "\n")
     seconds = max(len(own), 0 if partner is None else len(partner)) / SAMPLE_RATE

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _atomic as atomic
+from .._atomic import atomic_path
 from ..audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME, AudioFormatError, read_wav, write_wav
 from ..motion import FPS, NUM_BLENDSHAPES, rig_to_latent
 
@@ -196,9 +198,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=1, default=_json_default))
 
 
 def write_session(
@@ -256,10 +256,13 @@ def write_session(
         raise DatasetError(f"{where}: meta cannot be stored as JSON ({exc})") from exc
     folder = Path(root) / id
     folder.mkdir(parents=True, exist_ok=True)
-    write_wav(folder / "a.wav", a, SAMPLE_RATE)
-    write_wav(folder / "b.wav", b, SAMPLE_RATE)
-    np.savez_compressed(folder / "motion.npz", **arrays)
-    (folder / "meta.json").write_text(meta_text)
+    # each file whole or absent; the manifest, which is what readers list, is updated last
+    for name, channel in (("a.wav", a), ("b.wav", b)):
+        with atomic_path(folder / name) as tmp:
+            write_wav(tmp, channel, SAMPLE_RATE)
+    with atomic_path(folder / "motion.npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+    atomic.write_text(folder / "meta.json", meta_text)
     if update_manifest:
         add_to_manifest(root, [{"id": id, "split": split, "seconds": round(seconds, 4)}])
     return folder

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _atomic as atomic
+from .._atomic import atomic_path
 from ..audio import SAMPLE_RATE
 from ..data.dataset import SPLITS, energy_vad, list_sessions, read_session
 from ..model.infp import INFPModel
@@ -557,8 +559,7 @@ def _jsonable(value: Any) -> Any:
 def save_json(results: Mapping[str, Any], path: str | Path) -> Path:
     """Write results as JSON (``nan`` becomes ``null``); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(results), indent=1) + "\n")
+    atomic.write_text(path, json.dumps(_jsonable(results), indent=1) + "\n")
     return path
 
 
@@ -641,8 +642,8 @@ def plot_session(
     fig.suptitle(title or f"session {example.session_id}, side {example.side} (own)")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:  # the temporary keeps the extension: same image format
+        fig.savefig(tmp)
     return path
 
 

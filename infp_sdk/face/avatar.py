@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_path
 from .image import PortraitError
 
 AVATAR_FORMAT = "infp-avatar"
@@ -58,9 +59,11 @@ class Avatar:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bundle (a zip of JSON + ``.npy`` arrays) and return its path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         header = {"format": AVATAR_FORMAT, "version": AVATAR_VERSION, **self.meta}
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        with (
+            atomic_path(path) as tmp,  # whole or absent
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z,
+        ):
             z.writestr("avatar.json", json.dumps(header, indent=1, sort_keys=True))
             for name in _ARRAYS:
                 buf = io.BytesIO()

@@ -11,6 +11,8 @@ from types import TracebackType
 
 import numpy as np
 
+from .._atomic import AtomicPath
+
 FFMPEG_HINT = (
     "writing mp4 needs the ffmpeg program: install it with your package manager "
     "(Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or "
@@ -38,6 +40,10 @@ class VideoWriter:
     video.write(rgb)``. Frames are uint8 (H, W, 3) RGB of exactly ``size`` = (width, height);
     odd sizes are padded by one pixel (H.264 with yuv420p needs even sides). ``audio`` is float
     in -1..1 (or int16) at ``audio_rate``; the file ends with the shorter of video and audio.
+
+    ffmpeg writes a temporary file next to ``path`` (same extension); :meth:`close` renames it
+    to ``path`` once ffmpeg has exited cleanly, so ``path`` is either a whole video or absent.
+    An exception inside the ``with`` block, or a failed ffmpeg, removes the temporary.
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class VideoWriter:
         self.fps = fps
         self.frames = 0
         self._audio_file: str | None = None
+        self._proc = None
         ffmpeg = find_ffmpeg()
         w, h = self.size
         cmd = [
@@ -79,11 +86,21 @@ class VideoWriter:
         ]  # fmt: skip
         if audio is not None:
             cmd += ["-c:a", "aac", "-b:a", "128k", "-shortest"]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        cmd.append(str(self.path))
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self._out = AtomicPath(self.path)  # ffmpeg writes .NAME.partial-*.mp4, renamed on close
+        cmd.append(str(self._out.tmp))  # the temporary keeps the extension
+        try:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        except BaseException:
+            self._out.discard()
+            self._drop_audio_file()
+            raise
+
+    def _drop_audio_file(self) -> None:
+        if self._audio_file:
+            Path(self._audio_file).unlink(missing_ok=True)
+            self._audio_file = None
 
     def write(self, rgb: np.ndarray) -> None:
         """Append one frame: uint8 (H, W, 3) RGB of the writer's size."""
@@ -117,12 +134,21 @@ class VideoWriter:
                 proc.stdin.close()
             err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
             code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            self._out.discard()
+            raise
         finally:
-            if self._audio_file:
-                Path(self._audio_file).unlink(missing_ok=True)
-                self._audio_file = None
+            self._drop_audio_file()
         if code != 0:
+            self._out.discard()
             raise RuntimeError(f"ffmpeg failed writing {self.path} (exit {code}): {err.strip()}")
+        try:
+            self._out.commit()
+        except BaseException:
+            self._out.discard()
+            raise
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -137,7 +163,7 @@ class VideoWriter:
             self._proc.kill()
             self._proc.wait()
             self._proc = None
-            if self._audio_file:
-                Path(self._audio_file).unlink(missing_ok=True)
+            self._drop_audio_file()
+            self._out.discard()
             return
         self.close()

@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .._atomic import atomic_path
 from .infp import INFPConfig, INFPModel
 
 FORMAT_VERSION = "1"
@@ -60,8 +61,8 @@ def save_model(
         "infp.sha256": tensors_digest(tensors),
         **(extra or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    with atomic_path(path) as tmp:  # a crash leaves the previous file or none, never half
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import _atomic as atomic
+from .._atomic import atomic_path
 from ..model.checkpoint import CheckpointError
 from ..model.infp import INFPConfig, INFPModel
 
@@ -153,6 +155,7 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
     """
     onnx = _import("onnx")
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     # a CPU float32 copy: the caller's model keeps its device, dtype and mode
     src = copy.deepcopy(model).float().cpu().eval()
@@ -191,16 +194,40 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
     }
     if src.mouth is not None:
         graphs["mouth"] = (src.mouth, MOUTH_FILE, {"own": bt}, {"mouth": bt})
-    # a stale config.json next to half-written graphs must not load: remove it first, write last
-    (out / CONFIG_FILE).unlink(missing_ok=True)
+    # The folder loads only through config.json, which records every graph's SHA-256: remove a
+    # stale one first, write each graph whole (temporary + rename) and config.json last, also
+    # whole. A process killed part-way leaves a folder without config.json, which does not load.
+    config_path = out / CONFIG_FILE
+    config_path.unlink(missing_ok=True)
     paths: dict[str, Path] = {}
-    with torch.no_grad():
-        for key, (module, filename, inputs, outputs) in graphs.items():
-            path = out / filename
-            _export_graph(module, examples[key], path, inputs, outputs, opset)
-            onnx.checker.check_model(str(path), full_check=True)
-            paths[key] = path
-    meta = {
+    try:
+        with torch.no_grad():
+            for key, (module, filename, inputs, outputs) in graphs.items():
+                path = out / filename
+                with atomic_path(path) as tmp:
+                    _export_graph(module, examples[key], tmp, inputs, outputs, opset)
+                    onnx.checker.check_model(str(tmp), full_check=True)
+                paths[key] = path
+        meta = _export_meta(src, cfg, opset, paths, onnx.__version__)
+        atomic.write_text(config_path, json.dumps(meta, indent=2))
+    except BaseException:
+        # nothing half-done stays: the graphs this call wrote, and the folder if it made it
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        if created:
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
+    paths["config"] = config_path
+    return paths
+
+
+def _export_meta(
+    src: INFPModel, cfg: INFPConfig, opset: int, paths: dict[str, Path], onnx_version: str
+) -> dict[str, Any]:
+    return {
         "format": FORMAT_VERSION,
         "opset": opset,
         "config": cfg.model_dump(mode="json"),
@@ -210,12 +237,8 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
         "files": {
             p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in paths.values()
         },
-        "exported_with": {"torch": torch.__version__, "onnx": onnx.__version__},
+        "exported_with": {"torch": torch.__version__, "onnx": onnx_version},
     }
-    config_path = out / CONFIG_FILE
-    config_path.write_text(json.dumps(meta, indent=2))
-    paths["config"] = config_path
-    return paths
 
 
 # ------------------------------------------------------------------------------------ runtime
@@ -383,7 +406,8 @@ def _read_export(root: Path) -> dict[str, Any]:
                 f"{config_path}: {key!r} should hold {size} numbers for this config; the file "
                 f"was edited or comes from another model; {fix}"
             )
-    for name in ONNX_FILES:
+    graphs = (*ONNX_FILES, MOUTH_FILE) if cfg.mouth is not None else ONNX_FILES
+    for name in graphs:
         path = root / name
         expected = meta["files"].get(name, {}).get("sha256")
         if not path.exists():

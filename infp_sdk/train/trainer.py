@@ -23,6 +23,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
+from .. import _atomic as atomic
+from .._atomic import atomic_path
 from ..data.windows import Session, random_batch
 from ..model.checkpoint import save_model, tensors_digest
 from ..model.encoder import LOG_MEL_FLOOR
@@ -130,9 +132,8 @@ def save_train_state(path: Path, model, ema: EMA, optimizer, step: int) -> None:
         for key, value in state.items():
             tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).contiguous()
     meta = {"step": str(step), "config": model.config.model_dump_json()}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)  # never leave a half-written state behind
+    with atomic_path(path) as tmp:  # never leave a half-written state behind
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_train_state(path: Path, model, ema: EMA, optimizer) -> int:
@@ -185,7 +186,7 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             print(f"resumed from step {step}")
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if main:
-        (out / "train_config.json").write_text(cfg.model_dump_json(indent=2))
+        atomic.write_text(out / "train_config.json", cfg.model_dump_json(indent=2))
     # each rank draws different windows; resuming continues a fresh, reproducible stream
     generator = torch.Generator().manual_seed(cfg.seed + step + 1_000_003 * rank)
     val_gen = torch.Generator().manual_seed(12345)
@@ -250,7 +251,7 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             "seconds": time.perf_counter() - started,
             "ranks": (torch.distributed.get_world_size() if distributed else 1),
         }
-        (out / "train_summary.json").write_text(json.dumps(summary))
+        atomic.write_text(out / "train_summary.json", json.dumps(summary))
     if distributed:
         torch.distributed.destroy_process_group()
     return out / "model.safetensors"
