@@ -229,6 +229,30 @@ DEFAULTS: dict[str, Any] = {
 }
 AUDIO_IN_DEFAULT = "tcp://127.0.0.1:5557"
 
+# What a config file may give for each option (the CLI flags' types); a str option that is also a
+# bare flag (--vmc, --livelink) takes true for its default target.
+_INT_OPTIONS = ("hop", "seed", "threads")
+_FLOAT_OPTIONS = ("fps", "latency", "duration", "status_interval")
+_BOOL_OPTIONS = ("loop", "virtualcam", "no_pace")
+_STR_OR_TRUE_OPTIONS = ("vmc", "livelink")
+
+
+def _check_config_types(path: str, data: dict[str, Any]) -> None:
+    """Raise LiveError naming the file, the option and the expected type for a mistyped value."""
+    for key, value in data.items():
+        if key in _INT_OPTIONS:
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif key in _FLOAT_OPTIONS:
+            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif key in _BOOL_OPTIONS:
+            ok, want = isinstance(value, bool), "true or false"
+        elif key in _STR_OR_TRUE_OPTIONS:
+            ok, want = isinstance(value, str) or value is True, '"HOST:PORT" or true'
+        else:
+            ok, want = isinstance(value, str), "a string"
+        if not ok and value is not None:
+            raise LiveError(f"config {path}: {key} must be {want}, got {value!r}")
+
 
 class LiveError(Exception):
     """A setup problem, printed as one line (no traceback)."""
@@ -237,8 +261,8 @@ class LiveError(Exception):
 def _load_config(path: str) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
         raise LiveError(f"cannot read config {path}: {e}") from None
     try:
         if p.suffix.lower() == ".json":
@@ -258,6 +282,7 @@ def _load_config(path: str) -> dict[str, Any]:
             f"config {path}: unknown option(s) {', '.join(unknown)}; known: "
             + ", ".join(sorted(DEFAULTS))
         )
+    _check_config_types(path, data)
     return data
 
 

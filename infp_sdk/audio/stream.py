@@ -15,6 +15,9 @@ import numpy as np
 from .convert import AudioFormatError, _polyphase_filter, resample, to_mono
 from .mel import SAMPLE_RATE
 
+# Values of gathered filter windows per block (4 Mi float32 = 16 MB of temporary memory).
+_BLOCK_ELEMENTS = 1 << 22
+
 
 class StreamResampler:
     """Chunk-by-chunk resampling equal to :func:`~infp_sdk.audio.resample` of the whole stream.
@@ -65,14 +68,36 @@ class StreamResampler:
     def _outputs(self, stop: int) -> np.ndarray:
         if stop <= self.emitted:
             return np.zeros(0, np.float32)
-        k = np.arange(self.emitted, stop, dtype=np.int64)
-        first = self._first_input(k) - self._buf_start
+        start, n = self.emitted, stop - self.emitted
+        first = int(self._first_input(np.int64(start))) - self._buf_start
+        last = int(self._first_input(np.int64(stop - 1))) - self._buf_start
         # inputs before the stream's start and after its end (on flush) are silence
-        pad_left = max(0, -int(first[0]))
-        pad_right = max(0, int(first[-1]) + self.taps - len(self._buf))
+        pad_left = max(0, -first)
+        pad_right = max(0, last + self.taps - len(self._buf))
         padded = np.pad(self._buf, (pad_left, pad_right))
-        windows = np.lib.stride_tricks.sliding_window_view(padded, self.taps)[first + pad_left]
-        out = np.einsum("ij,ij->i", windows, self._coeffs[k % self.up])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self.taps)  # a view, no copy
+        out = np.empty(n, np.float32)
+        # Blocks of rows bound the temporary memory (~16 MB) whatever the chunk's length.
+        rows = max(1, _BLOCK_ELEMENTS // self.taps)
+        if n < 4 * self.up:
+            # short chunks: gather each output's window directly
+            for a in range(0, n, rows):
+                k = np.arange(start + a, start + min(n, a + rows), dtype=np.int64)
+                idx = self._first_input(k) - self._buf_start + pad_left
+                out[a : a + len(k)] = np.einsum("ij,ij->i", windows[idx], self._coeffs[k % self.up])
+        else:
+            # long chunks: one strided matrix-vector product per polyphase branch
+            for r in range(self.up):
+                k0 = start + r
+                count = len(range(r, n, self.up))
+                s0 = int(self._first_input(np.int64(k0))) - self._buf_start + pad_left
+                coeffs = self._coeffs[k0 % self.up]
+                branch = np.empty(count, np.float32)
+                for a in range(0, count, rows):
+                    b = min(count, a + rows)
+                    block = windows[s0 + a * self.down : s0 + (b - 1) * self.down + 1 : self.down]
+                    branch[a:b] = block @ coeffs
+                out[r :: self.up] = branch
         self.emitted = stop
         keep_from = int(self._first_input(np.int64(stop))) - self._buf_start
         if keep_from > 0:

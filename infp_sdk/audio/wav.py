@@ -183,9 +183,18 @@ def _decode(pcm: bytes, tag: int, bits: int, channels: int) -> np.ndarray:
 
 
 def load_audio(path: PathOrFile) -> np.ndarray:
-    """Read a WAV file and convert it to mono float32 at 16 kHz (:func:`to_mono_16k`)."""
+    """Read a WAV file and convert it to mono float32 at 16 kHz (:func:`to_mono_16k`).
+
+    Raises:
+        AudioFormatError: as :func:`read_wav`, or when the file's audio cannot be used (e.g. a
+            sample rate outside 4-192 kHz); the message starts with the file's name.
+    """
     audio, rate = read_wav(path)
-    return to_mono_16k(audio, rate)
+    try:
+        return to_mono_16k(audio, rate)
+    except AudioFormatError as e:
+        name = getattr(path, "name", "<stream>") if hasattr(path, "read") else os.fspath(path)
+        raise AudioFormatError(f"{name}: {e}") from None
 
 
 def write_wav(path: str | os.PathLike | BinaryIO, audio: Any, sample_rate: int) -> None:

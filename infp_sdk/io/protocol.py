@@ -25,7 +25,14 @@ from typing import Annotated, Any, Literal
 
 import msgpack
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from ..motion import ARKIT_BLENDSHAPES, FPS, GAZE_FIELDS, HEAD_FIELDS, Frame
 
@@ -152,8 +159,30 @@ class FrameImage(_Message):
 # ----------------------------------------------------------------------------------------------
 
 
+def _number_only(cls, value: Any) -> Any:
+    # Lax validation would turn "16000" into 16000 and True into 1; the wire takes numbers only.
+    if isinstance(value, (str, bytes, bytearray, bool)):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _bin_only(cls, value: Any) -> Any:
+    # Lax validation would encode a str as UTF-8; binary fields must be msgpack bin.
+    if value is not None and not isinstance(value, (bytes, bytearray)):
+        raise ValueError(f"expected msgpack bin, got {type(value).__name__}")
+    return value
+
+
+def _id_only(cls, value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, bool)):
+        raise ValueError(f"expected an integer or a string, got {type(value).__name__}")
+    return value
+
+
 class _Request(_Message):
     id: int | str | None = Field(None, description="echoed in the reply (optional)")
+
+    _ids = field_validator("id", mode="before")(_id_only)
 
 
 class Ping(_Request):
@@ -183,6 +212,9 @@ class Style(_Request):
     )
     frames: int | None = Field(None, ge=1, description="number of frames in reference")
 
+    _numbers = field_validator("frames", mode="before")(_number_only)
+    _bins = field_validator("reference", mode="before")(_bin_only)
+
 
 class HelloRequest(_Request):
     """Publish ``hello`` now; the reply carries it too."""
@@ -207,6 +239,9 @@ class Audio(_Request):
     )
     channels: int = Field(1, ge=1, le=8, description="interleaved channels (mixed to mono)")
     pcm: bytes = Field(description="the samples")
+
+    _numbers = field_validator("rate", "channels", mode="before")(_number_only)
+    _bins = field_validator("pcm", mode="before")(_bin_only)
 
 
 Request = Annotated[

@@ -203,6 +203,7 @@ class MotionPublisher:
             "dropped": 0,
             "no_image": 0,
             "subscriptions": 0,
+            "ignored": 0,
         }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="infp-publisher", daemon=True)
@@ -297,14 +298,24 @@ class MotionPublisher:
                         break
                     except zmq.ZMQError:
                         return
-                    if not msg:
-                        continue
-                    if msg[0] == 1:
+                    if msg and msg[0] == 1:
                         self.stats["subscriptions"] += 1
                         if self._topics["hello"].startswith(msg[1:]):
                             wants_hello = True
-                    elif msg[0] == 0:
+                    elif msg and msg[0] == 0:
                         self.stats["subscriptions"] -= 1
+                    else:
+                        # A peer sent something other than (un)subscribe: drop it, say so once.
+                        self.stats["ignored"] += 1
+                        level = logging.WARNING if self.stats["ignored"] == 1 else logging.DEBUG
+                        log.log(
+                            level,
+                            "publisher %s: dropped a %d-byte message that is not a "
+                            "(un)subscription (%d so far)",
+                            self.endpoint,
+                            len(msg),
+                            self.stats["ignored"],
+                        )
                 if wants_hello or time.monotonic() - self._last_hello >= self.hello_interval:
                     self._send_hello_locked()
 
