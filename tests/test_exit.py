@@ -133,6 +133,13 @@ STREAM_UNTIL_INTERRUPTED = """
 """
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # A test run started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: give the child what a terminal
+    # session has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_while_streaming(body: str, tmp_path) -> subprocess.CompletedProcess:
     """Run ``body``, and send it SIGINT (Ctrl-C) once it prints "streaming"."""
     stderr_path = tmp_path / "stderr.txt"
@@ -143,6 +150,7 @@ def interrupt_while_streaming(body: str, tmp_path) -> subprocess.CompletedProces
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
+            preexec_fn=_sigint_as_at_a_terminal,
         )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout])
