@@ -74,3 +74,14 @@ def toy_trained():
     held_out = make_session(40.0, np.random.default_rng(99))
     unrelated = [make_session(40.0, np.random.default_rng(seed)) for seed in (98, 97)]
     return model, history, held_out, unrelated
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """A tiny synthetic dataset (2 train sessions, 1 val, 8 s each) for training runs."""
+    from infp_sdk.data.synth import build_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    build_dataset(root, 2, seconds=8, split="train", workers=1, progress=False)
+    build_dataset(root, 1, seconds=8, split="val", workers=1, progress=False)
+    return root

@@ -248,16 +248,6 @@ def test_motion_killed_while_writing_leaves_no_jsonl(short_wavs, tmp_path):
     assert temporaries(out) == []
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from infp_sdk.data.synth import build_dataset
-
-    root = tmp_path_factory.mktemp("data")
-    build_dataset(root, 2, seconds=8, split="train", workers=1, progress=False)
-    build_dataset(root, 1, seconds=8, split="val", workers=1, progress=False)
-    return root
-
-
 @needs_espeak
 def test_train_killed_then_resume_finishes(dataset, tmp_path):
     cmd = [sys.executable, "-m", "infp_sdk", "train", "--data", str(dataset),

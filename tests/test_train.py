@@ -17,16 +17,6 @@ ARGS = ["--steps", "3", "--one-sided-steps", "1", "--batch-size", "4", "--val-ev
         "--checkpoint-every", "3", "--warmup-steps", "1", "--threads", "1"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from infp_sdk.data.synth import build_dataset
-
-    root = tmp_path_factory.mktemp("data")
-    build_dataset(root, 2, seconds=8, split="train", workers=1, progress=False)
-    build_dataset(root, 1, seconds=8, split="val", workers=1, progress=False)
-    return root
-
-
 def test_train_and_resume(dataset, tmp_path):
     cmd = [
         sys.executable,
