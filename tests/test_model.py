@@ -186,3 +186,22 @@ def test_old_configs_load_and_a_learned_motion_space_is_refused():
         INFPConfig.model_validate(old)
     with pytest.raises(ValueError, match="mouth=None"):
         INFPConfig.model_validate({**tiny_config().model_dump(), "latent_dim": 16})
+
+
+def test_calibration_restores_the_spread_a_regression_loses():
+    from infp_sdk.model.mouth import MouthConfig, MouthHead, calibrate
+
+    head = MouthHead(8, MouthConfig(channels=("jawOpen", "mouthFunnel")))
+    g = torch.Generator().manual_seed(0)
+    truth = [torch.randn(50, 2, generator=g) for _ in range(3)]
+    # a regression that caught the shape but moves 0.6x (jaw) and 1.5x (funnel) as much
+    shrunk = [0.2 + t * torch.tensor([0.6, 1.5]) for t in truth]
+    out = calibrate(head, shrunk, truth)
+    assert out["gain"][0] == pytest.approx(1 / 0.6, rel=1e-4)
+    assert out["gain"][1] == 1.0  # never damped
+    own = torch.randn(4, 5, 8, generator=g)
+    raw, calibrated = head.regress(own), head(own)
+    centre = head.centre
+    assert torch.allclose(calibrated - centre, (raw - centre) * head.gain, atol=1e-6)
+    with pytest.raises(ValueError, match="held-out frames"):
+        calibrate(head, [torch.zeros(1, 2)], [torch.zeros(1, 2)])

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _atomic as atomic
-from .._atomic import atomic_path
+from .._atomic import atomic_path, write_text
 from ..audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME, AudioFormatError, read_wav, write_wav
 from ..motion import FPS, NUM_BLENDSHAPES, rig_to_latent
 
@@ -198,7 +197,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    atomic.write_text(path, json.dumps(data, indent=1, default=_json_default))
+    write_text(path, json.dumps(data, indent=1, default=_json_default))
 
 
 def write_session(
@@ -262,7 +261,7 @@ def write_session(
             write_wav(tmp, channel, SAMPLE_RATE)
     with atomic_path(folder / "motion.npz") as tmp:
         np.savez_compressed(tmp, **arrays)
-    atomic.write_text(folder / "meta.json", meta_text)
+    write_text(folder / "meta.json", meta_text)
     if update_manifest:
         add_to_manifest(root, [{"id": id, "split": split, "seconds": round(seconds, 4)}])
     return folder

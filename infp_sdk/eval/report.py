@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _atomic as atomic
-from .._atomic import atomic_path
+from .._atomic import atomic_path, write_text
 from ..audio import SAMPLE_RATE
 from ..data.dataset import SPLITS, energy_vad, list_sessions, read_session
 from ..model.infp import INFPModel
@@ -559,7 +558,7 @@ def _jsonable(value: Any) -> Any:
 def save_json(results: Mapping[str, Any], path: str | Path) -> Path:
     """Write results as JSON (``nan`` becomes ``null``); returns the path."""
     path = Path(path)
-    atomic.write_text(path, json.dumps(_jsonable(results), indent=1) + "\n")
+    write_text(path, json.dumps(_jsonable(results), indent=1) + "\n")
     return path
 
 

@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import _atomic as atomic
-from .._atomic import atomic_path
+from .._atomic import atomic_path, write_text
 from ..model.checkpoint import CheckpointError
 from ..model.infp import INFPConfig, INFPModel
 
@@ -209,7 +208,7 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
                     onnx.checker.check_model(str(tmp), full_check=True)
                 paths[key] = path
         meta = _export_meta(src, cfg, opset, paths, onnx.__version__)
-        atomic.write_text(config_path, json.dumps(meta, indent=2))
+        write_text(config_path, json.dumps(meta, indent=2))
     except BaseException:
         # nothing half-done stays: the graphs this call wrote, and the folder if it made it
         for path in paths.values():

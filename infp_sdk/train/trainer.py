@@ -23,8 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
-from .. import _atomic as atomic
-from .._atomic import atomic_path
+from .._atomic import atomic_path, write_text
 from ..data.windows import Session, random_batch
 from ..model.checkpoint import save_model, tensors_digest
 from ..model.encoder import LOG_MEL_FLOOR
@@ -186,7 +185,7 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             print(f"resumed from step {step}")
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if main:
-        atomic.write_text(out / "train_config.json", cfg.model_dump_json(indent=2))
+        write_text(out / "train_config.json", cfg.model_dump_json(indent=2))
     # each rank draws different windows; resuming continues a fresh, reproducible stream
     generator = torch.Generator().manual_seed(cfg.seed + step + 1_000_003 * rank)
     val_gen = torch.Generator().manual_seed(12345)
@@ -251,7 +250,7 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
             "seconds": time.perf_counter() - started,
             "ranks": (torch.distributed.get_world_size() if distributed else 1),
         }
-        atomic.write_text(out / "train_summary.json", json.dumps(summary))
+        write_text(out / "train_summary.json", json.dumps(summary))
     if distributed:
         torch.distributed.destroy_process_group()
     return out / "model.safetensors"
