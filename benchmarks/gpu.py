@@ -9,8 +9,8 @@ fails:
 
 1. parity: the default model's hops on the CPU, on CUDA eagerly and on CUDA through captured
    graphs (largest latent difference), and the portrait renderer on CUDA against the CPU;
-2. real-time runs (`infp_sdk.bench.run_realtime`): one agent at hop 2, and many agents on one
-   shared engine;
+2. real-time runs (`infp_sdk.bench.run_realtime`): one agent at hop 2, and 16, 64 and 256
+   agents on one shared engine;
 3. per-batch time of one hop, eager against graph, for hops of 2 and 10 frames and batches of
    1 to 64 agents (the CPU's batch of 1 in the same run, for scale);
 4. the renderer's frames per second at 512x512.
@@ -114,12 +114,19 @@ def hop_times(cpu_model, cuda_model, own, partner, device: torch.device) -> list
 
 
 def realtime(seconds: float, device: torch.device) -> list[dict]:
+    """Agents on one shared engine at hop 2; 64 agents also with one torch thread, since the
+    host's per-agent work (mel features, bookkeeping) is many small operations."""
     own, partner = conversation(seconds)
     rows = []
-    for agents in (1, 16, 64):
+    threads = torch.get_num_threads()
+    for agents, torch_threads in ((1, threads), (16, threads), (64, threads), (64, 1), (256, 1)):
+        torch.set_num_threads(torch_threads)
         model = load_model("default")  # the Engine takes CUDA when there is one
-        rows.append(run_realtime(model, own, partner, agents=agents, hop=2, label=device.type))
+        label = f"{device.type} {torch_threads}thr"
+        rows.append(run_realtime(model, own, partner, agents=agents, hop=2, label=label))
+        rows[-1]["torch_threads"] = torch_threads
         print(format_rows(rows[-1:]), flush=True)
+    torch.set_num_threads(threads)
     return rows
 
 

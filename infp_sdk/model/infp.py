@@ -122,6 +122,11 @@ class INFPModel(nn.Module):
         self.dit = MotionDiT(config.latent_dim, width, config.style_dim, config.dit)
         self.mouth = MouthHead(width, config.mouth) if config.mouth is not None else None
         self.mouth_channels = rig_indices(config.mouth) if config.mouth is not None else []
+        # The same indices on the model's device: indexing with a Python list copies it to the
+        # device on every call, which a CUDA graph cannot capture.
+        self.register_buffer(
+            "mouth_index", torch.tensor(self.mouth_channels, dtype=torch.long), persistent=False
+        )
         # Per-dimension statistics of the training motion. The networks work on standardised
         # latents so that every dimension weighs the same in the loss, however small its range.
         self.register_buffer("motion_mean", torch.zeros(config.latent_dim))
@@ -161,9 +166,7 @@ class INFPModel(nn.Module):
         """Standardised latents (B, N, D) with the articulation channels set from ``mouth``."""
         if not self.mouth_channels:
             return z
-        z = z.clone()
-        z[..., self.mouth_channels] = mouth
-        return z
+        return z.index_copy(-1, self.mouth_index, mouth.to(z.dtype))
 
     def style_vector(self, reference: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Style from reference motion latents (B, T, D); without one, the learned null style."""
@@ -217,7 +220,7 @@ class INFPModel(nn.Module):
             out["speaking"] = bce
             out["loss"] = out["loss"] + cfg.speaking_loss_weight * bce
         if self.mouth is not None:
-            articulation = F.mse_loss(mouth, x0[..., self.mouth_channels])
+            articulation = F.mse_loss(mouth, x0.index_select(-1, self.mouth_index))
             out["mouth"] = articulation
             out["loss"] = out["loss"] + cfg.mouth.loss_weight * articulation
         return out

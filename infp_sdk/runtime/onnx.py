@@ -510,6 +510,7 @@ def load_onnx_model(
     model.style_encoder = _NoStyleEncoder()
     model.motion_mean = torch.tensor(meta["motion_mean"], dtype=torch.float32)
     model.motion_std = torch.tensor(meta["motion_std"], dtype=torch.float32)
+    model.mouth_index = torch.tensor(model.mouth_channels, dtype=torch.long)
     return model.eval()
 
 
