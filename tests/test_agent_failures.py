@@ -121,7 +121,7 @@ def test_a_generation_failure_of_one_stream_spares_its_batch_mates(model, audio)
     with Engine(model=model) as engine:
         good, bad = engine.agent(seed=1, hop=5), engine.agent(seed=2, hop=5)
         bad._stream.next_hop = failing_after(2, bad._stream.next_hop)
-        with engine.condition:  # both queued before the worker looks: their hops share batches
+        with engine.lock:  # both queued before the worker looks: their hops share batches
             for agent in (good, bad):
                 agent.push(own=own, partner=partner)
         good.flush()
@@ -141,7 +141,7 @@ def test_a_failed_model_call_fails_its_batch_and_the_engine_serves_on(model, aud
     with Engine(model=model) as engine:
         first, second = engine.agent(seed=1, hop=5), engine.agent(seed=2, hop=5)
         monkeypatch.setattr(engine.model, "sample_window", failing_after(0))
-        with engine.condition:  # queued together, so their first hops are one batch
+        with engine.lock:  # queued together, so their first hops are one batch
             for agent in (first, second):
                 agent.push(own=own, partner=partner)
         for agent in (first, second):
@@ -213,7 +213,7 @@ def test_a_broken_engine_fails_every_agent_and_says_so(model, audio, monkeypatch
     engine = Engine(model=model)
     agents = [engine.agent(seed=k) for k in range(2)]
     monkeypatch.setattr(engine, "_round", failing_after(0))  # a bug in the engine itself
-    with engine.condition:  # both queued before the worker breaks
+    with engine.lock:  # both queued before the worker breaks
         for agent in agents:
             agent.push(own=own, partner=partner)
     for agent in agents:

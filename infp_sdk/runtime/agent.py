@@ -130,7 +130,8 @@ class Agent:
             if self._owns_engine:
                 self.engine.close()  # its worker would otherwise run until exit
             raise
-        self._condition = self.engine.condition  # one lock per engine: its worker serves us all
+        # the engine's lock (its worker serves us all), but a condition of our own to wait on
+        self._condition = threading.Condition(self.engine.lock)
         self._input = DuplexInput()
         self._input_lock = threading.Lock()  # keeps chunks in push order across threads
         self._pending: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
@@ -188,7 +189,7 @@ class Agent:
             self._check_open()
             if len(own_16k):
                 self._pending.append((own_16k, partner_16k))
-            self._condition.notify_all()
+                self.engine.wake()
 
     def flush(self, timeout: float | None = None) -> None:
         """End of input: generate every frame that has audio (missing look-ahead = silence).
@@ -201,7 +202,7 @@ class Agent:
         with self._condition:
             self._check_open()
             self._flush = True
-            self._condition.notify_all()
+            self.engine.wake()
             if not self._condition.wait_for(
                 lambda: (
                     (not self._flush and self._rendered())
@@ -423,7 +424,7 @@ class Agent:
             self._raise_if_failed()
 
     # ------------------------------------------------------------------ EngineClient protocol
-    # Called by the engine's worker with engine.condition held (engine_closed: without it).
+    # Called by the engine's worker with engine.lock held (engine_closed: without it).
     def take_work(self) -> Work | None:
         """EngineClient: the audio queued since the last round (and a pending flush)."""
         if self._closed or self._error is not None or not (self._pending or self._flush):
@@ -442,10 +443,12 @@ class Agent:
             self._frames.extend(frames)
         else:
             self._unrendered.extend((work.tag, f) for f in frames)
+        self._condition.notify_all()
 
     def finish_work(self, work: Work) -> None:
         """EngineClient: the round is over for ``work``; a failure in it fails this agent."""
         self._busy = False
+        self._condition.notify_all()
         if work.tag != self._generation:
             return  # a reset() is waiting for this round; what it did is forgotten
         if work.error is not None:
