@@ -94,6 +94,7 @@ class Pipeline:
         self.publisher = publisher
         self.meter = LatencyMeter(agent.lookahead)
         self.mixer = AudioMixer(self._push, latency=latency, on_push=self.meter.on_push)
+        self.sources: list = []  # started sources; a sound card reports its health
         self.frames_out = 0
         self.last_t: float | None = None
         self._recent: collections.deque[float] = collections.deque(maxlen=200)
@@ -173,6 +174,10 @@ class Pipeline:
     def media_time(self) -> float | None:
         return self.last_t
 
+    def watched(self) -> list:
+        """Sinks and sources whose health the status line shows (``state``, ``health()``)."""
+        return [*self.outputs, *(src for src in self.sources if hasattr(src, "health"))]
+
     def counters(self) -> dict[str, int]:
         return {"frames_out": self.frames_out, "dropped": self.dropped()}
 
@@ -184,10 +189,12 @@ class Pipeline:
         audio = self.mixer.stats()
         under = audio["own_underrun_s"] + audio["partner_underrun_s"]
         over = audio["own_overrun_s"] + audio["partner_overrun_s"]
+        failing = [part.health() for part in self.watched() if part.state != "ok"]
         return (
             f"live {elapsed:6.1f} s  {self.fps():4.1f} fps  p95 latency {lat}{play}  "
             f"dropped {self.dropped()}  frames {self.frames_out}  "
             f"audio underrun {under:.2f} s overrun {over:.2f} s"
+            + "".join(f"  [{line}]" for line in failing)
         )
 
 
@@ -330,7 +337,7 @@ def _make_agent(opts: dict[str, Any]):
         raise LiveError(f"--portrait: {e}") from None
 
 
-def _add_source(spec: str, channel: str, pipeline: Pipeline, opts, sources: list) -> bool:
+def _add_source(spec: str, channel: str, pipeline: Pipeline, opts) -> bool:
     """Start the source named by ``spec``; returns True when the channel comes over ZeroMQ."""
     spec = str(spec)
     if spec in ("none", "silence", ""):
@@ -342,14 +349,15 @@ def _add_source(spec: str, channel: str, pipeline: Pipeline, opts, sources: list
         device = None if spec == "mic" else spec.split(":", 1)[1]
         src = DeviceSource(device, pipeline.mixer, channel)
         pipeline.mixer.set_max_buffered(channel, 0.5)  # sound card clock drift: keep it short
-        sources.append(src.start())
+        pipeline.sources.append(src.start())
         return False
     path = spec.split(":", 1)[1] if spec.startswith("file:") else spec
     if not Path(path).exists():
         raise LiveError(
             f"--{channel} {spec!r}: not a file, and not one of mic, device:NAME, zmq, none"
         )
-    sources.append(WavFileSource(path, pipeline.mixer, channel, loop=opts["loop"]).start())
+    source = WavFileSource(path, pipeline.mixer, channel, loop=opts["loop"])
+    pipeline.sources.append(source.start())
     return False
 
 
@@ -439,10 +447,10 @@ def run_live(opts: dict[str, Any], stop: threading.Event | None = None, log=None
     stop = stop or threading.Event()
     if opts["threads"]:
         torch.set_num_threads(int(opts["threads"]))
+    log(f"live: loading {opts['model']} model" + (" and portrait" if opts["portrait"] else ""))
     agent = _make_agent(opts)
     clock = None if opts["no_pace"] else PlayoutClock()
     outputs: list = []
-    sources: list = []
     server = None
     pipeline = None
     try:
@@ -453,7 +461,7 @@ def run_live(opts: dict[str, Any], stop: threading.Event | None = None, log=None
         pipeline = Pipeline(agent, outputs, clock=clock, publisher=publisher,
                             latency=float(opts["latency"]))  # fmt: skip
         zmq_channels = [
-            ch for ch in ("own", "partner") if _add_source(opts[ch], ch, pipeline, opts, sources)
+            ch for ch in ("own", "partner") if _add_source(opts[ch], ch, pipeline, opts)
         ]
         audio_in = opts["audio_in"] or (AUDIO_IN_DEFAULT if zmq_channels else None)
         if opts["control"] or audio_in:
@@ -475,11 +483,13 @@ def run_live(opts: dict[str, Any], stop: threading.Event | None = None, log=None
         started = time.monotonic()
         interval = opts["status_interval"] or (1.0 if sys.stderr.isatty() else 5.0)
         next_status = started + interval
+        states = {id(part): part.state for part in pipeline.watched()}
         while not stop.is_set():
             pipeline.step(timeout=0.05)
-            for out in outputs:
-                if out.error is not None:
-                    raise LiveError(f"{out.name}: {out.error}")
+            for part in pipeline.watched():  # a failing sink or device is reported, not fatal
+                if part.state != states[id(part)]:
+                    states[id(part)] = part.state
+                    log(f"live: {part.health()}")
             now = time.monotonic()
             if now >= next_status:
                 line = pipeline.status(now - started)
@@ -495,9 +505,9 @@ def run_live(opts: dict[str, Any], stop: threading.Event | None = None, log=None
         log("live: stopping; " + pipeline.status(time.monotonic() - started))
         return 0
     finally:
-        for src in sources:
-            src.stop()
         if pipeline is not None:
+            for src in pipeline.sources:
+                src.stop()
             pipeline.mixer.stop()
         if server is not None:
             server.close()

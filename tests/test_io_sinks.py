@@ -346,6 +346,36 @@ def test_virtual_camera_errors_are_clear(fake_camera, monkeypatch):
     assert "install" in msg and ("v4l2loopback" in msg or "OBS" in msg)
 
 
+def test_a_removed_virtual_camera_is_reopened_when_it_returns(fake_camera, monkeypatch):
+    import pyvirtualcam
+
+    from infp_sdk.io.camera import VirtualCameraSink
+
+    monkeypatch.setattr("infp_sdk.io.sinks.RETRY_PAUSES_S", (0.05,))
+    out = Output(VirtualCameraSink(8, 8, fps=50), name="virtualcam")
+    image = np.zeros((8, 8, 3), np.uint8)
+    out.put(make_frame(0, image=image))
+    first = fake_camera.instances[0]
+    assert wait_until(lambda: first.sent)
+
+    def removed(*a, **k):
+        raise RuntimeError("device /dev/video-fake not found")
+
+    first.send = removed  # unplugged: the camera's thread fails on its next tick ...
+    monkeypatch.setattr(pyvirtualcam, "Camera", removed)  # ... and it cannot be opened
+    # the camera's thread fails on its next tick; the send after that reports it
+    assert wait_until(lambda: out.put(make_frame(1, image=image)) or out.state == "retrying")
+    assert wait_until(lambda: out.failures >= 3)  # reopening fails while it is gone
+    monkeypatch.setattr(pyvirtualcam, "Camera", FakeCamera)  # plugged back in
+    assert wait_until(lambda: out.state == "ok")
+    out.put(make_frame(2, image=image))
+    second = fake_camera.instances[-1]
+    assert second is not first and wait_until(lambda: second.sent)
+    assert out.sink.reopened == 1 and first.closed
+    out.close()
+    assert second.closed
+
+
 def test_missing_optional_package_names_the_extra(monkeypatch):
     import sys
 
@@ -358,21 +388,79 @@ def test_missing_optional_package_names_the_extra(monkeypatch):
         VMCSink()
 
 
-def test_output_surfaces_a_failing_sink():
-    class Broken:
+class Recording:
+    """A sink that keeps what it was sent."""
+
+    def __init__(self):
+        self.frames: list[int] = []
+
+    def send(self, frame):
+        self.frames.append(frame.index)
+
+    def close(self):
+        pass
+
+
+def wait_until(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_a_failing_sink_without_reopen_is_dropped_and_the_others_carry_on():
+    class DiskFull:
         def send(self, frame):
-            raise NoImageError("no image")
+            raise OSError(28, "No space left on device")
 
         def close(self):
             pass
 
-    out = Output(Broken())
-    out.put(make_frame(0))
-    deadline = time.monotonic() + 2
-    while out.error is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    with pytest.raises(NoImageError):
-        out.put(make_frame(1))
+    broken, healthy = Output(DiskFull(), name="mp4"), Output(Recording(), name="zmq")
+    broken.put(make_frame(0))
+    assert wait_until(lambda: broken.state == "dropped")
+    for i in range(1, 6):
+        broken.put(make_frame(i))  # never raises
+        healthy.put(make_frame(i))
+    assert wait_until(lambda: len(healthy.sink.frames) == 5)
+    assert healthy.state == "ok" and healthy.health() == "zmq ok"
+    assert broken.failures == 1 and broken.dropped == 5
+    assert "mp4 dropped (OSError" in broken.health() and "No space left" in broken.health()
+    broken.close()
+    healthy.close()
+
+
+def test_a_sink_with_reopen_is_retried_until_it_comes_back(monkeypatch):
+    monkeypatch.setattr("infp_sdk.io.sinks.RETRY_PAUSES_S", (0.05,))
+
+    class Flaky(Recording):
+        """Fails on frame 2; reopening fails twice more before it works."""
+
+        def __init__(self):
+            super().__init__()
+            self.reopen_attempts = 0
+
+        def send(self, frame):
+            if frame.index == 2 and not self.reopen_attempts:
+                raise ConnectionError("device removed")
+            super().send(frame)
+
+        def reopen(self):
+            self.reopen_attempts += 1
+            if self.reopen_attempts < 3:
+                raise ConnectionError("still gone")
+
+    out = Output(Flaky(), name="camera")
+    for i in range(3):
+        out.put(make_frame(i))
+    assert wait_until(lambda: out.state == "retrying")
+    assert "camera retrying (ConnectionError" in out.health()
+    assert wait_until(lambda: out.state == "ok")
+    out.put(make_frame(3))
+    assert wait_until(lambda: out.sink.frames[-1:] == [3])
+    assert out.sink.frames[:2] == [0, 1] and out.sink.reopen_attempts == 3
+    assert out.failures == 3 and out.recoveries == 1 and out.error is None
+    assert out.health() == "camera ok (recovered 1x)"
     out.close()
 
 

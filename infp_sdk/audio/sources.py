@@ -17,6 +17,7 @@ writes into the mixer too.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from .convert import to_mono, to_mono_16k
 from .mel import SAMPLE_RATE
 from .stream import StreamResampler
 from .wav import read_wav
+
+log = logging.getLogger(__name__)
 
 CHANNELS = ("own", "partner")
 
@@ -384,6 +387,15 @@ def find_input_device(spec: str | int | None) -> dict[str, Any]:
     return matches[0]
 
 
+# A sound card that delivers no block for this long is taken for gone (unplugged, or its sound
+# server restarted); it is then reopened every DEVICE_RETRY_S until it is back.
+DEVICE_STALL_S = 1.0
+DEVICE_RETRY_S = 1.0
+
+_open_device_sources: set[DeviceSource] = set()
+_open_device_sources_lock = threading.Lock()
+
+
 class DeviceSource:
     """Captures a sound card input into a mixer channel.
 
@@ -392,19 +404,49 @@ class DeviceSource:
         mixer, channel: where the audio goes.
         blocksize: seconds per capture block.
         sample_rate: capture rate; None tries 16 kHz and falls back to the device's default.
+
+    A device that disappears while capturing (no block for :data:`DEVICE_STALL_S`) is closed
+    and reopened when it returns: :attr:`state` is "ok", "lost" or "stopped", :attr:`reopens`
+    counts the returns. Meanwhile the mixer plays silence on the channel.
     """
 
     def __init__(self, device: str | int | None, mixer: AudioMixer, channel: str, *,
                  blocksize: float = 0.02, sample_rate: int | None = None):  # fmt: skip
         self.sd = _sounddevice()
         self.info = find_input_device(device)
+        # reopen by name: an index can belong to another device once the list changes
+        self._reopen_spec = self.info["name"] if device is not None else None
         self.mixer, self.channel = mixer, channel
         self.blocksize = blocksize
         self.sample_rate = sample_rate
         self.overflows = 0
+        self.reopens = 0
+        self.state = "stopped"
+        self.error: Exception | None = None  # why the device is lost, while it is
         self._stream = None
+        self._last_block = 0.0
+        self._stop = threading.Event()
+        self._watch: threading.Thread | None = None
 
     def start(self) -> DeviceSource:
+        self._open()
+        self.state = "ok"
+        # PortAudio calls back into Python from its own thread: stop it before exit
+        self._cancel_stop_at_exit = stop_at_exit(self, DeviceSource.stop)
+        self._watch = threading.Thread(
+            target=self._watch_device, name=f"infp-device-{self.channel}", daemon=True
+        )
+        self._watch.start()
+        return self
+
+    def health(self) -> str:
+        """One line for a status display: "own device ok", "own device lost (error)"."""
+        line = f"{self.channel} device {self.state}"
+        if self.state == "lost" and self.error is not None:
+            line += f" ({self.error})"
+        return line
+
+    def _open(self) -> None:
         rates = [self.sample_rate] if self.sample_rate else [
             SAMPLE_RATE, int(self.info["default_samplerate"])
         ]  # fmt: skip
@@ -419,25 +461,79 @@ class DeviceSource:
                     blocksize=int(rate * self.blocksize),
                     callback=self._callback,
                 )
+                self._rate, self._last_block = rate, time.monotonic()
                 stream.start()
             except Exception as e:  # PortAudioError: rate not supported, device busy, ...
                 error = e
                 continue
-            self._stream, self._rate = stream, rate
-            # PortAudio calls back into Python from its own thread: stop it before exit
-            self._cancel_stop_at_exit = stop_at_exit(self, DeviceSource.stop)
-            return self
+            self._stream = stream
+            with _open_device_sources_lock:
+                _open_device_sources.add(self)
+            return
         raise AudioDeviceError(f"cannot open input device {self.info['name']!r}: {error}")
 
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        with _open_device_sources_lock:
+            _open_device_sources.discard(self)
+        if stream is not None:
+            for release in (stream.stop, stream.close):
+                try:
+                    release()
+                except Exception:  # a device that is gone can fail to stop: close it anyway
+                    pass
+
     def _callback(self, indata, frames, time_info, status) -> None:
+        self._last_block = time.monotonic()
         if status and status.input_overflow:
             self.overflows += 1
         self.mixer.write(self.channel, indata[:, 0].copy(), self._rate)
 
+    def _capturing(self) -> bool:
+        stream = self._stream
+        stalled = time.monotonic() - self._last_block > DEVICE_STALL_S
+        return stream is not None and bool(stream.active) and not stalled
+
+    def _watch_device(self) -> None:
+        while not self._stop.wait(DEVICE_STALL_S / 4):
+            if self._capturing():
+                continue
+            self.error = AudioDeviceError(f"input device {self.info['name']!r} stopped")
+            self.state = "lost"
+            log.warning("%s: %s; reopening it when it returns", self.channel, self.error)
+            self._close_stream()
+            while not self._stop.wait(DEVICE_RETRY_S):
+                try:
+                    self._rescan_devices()
+                    self.info = find_input_device(self._reopen_spec)
+                    self._open()
+                except Exception as e:  # still gone: try again
+                    self.error = e
+                    continue
+                self.state, self.error = "ok", None
+                self.reopens += 1
+                log.warning("%s: input device %r is back", self.channel, self.info["name"])
+                break
+
+    def _rescan_devices(self) -> None:
+        """Make PortAudio list devices again (it reads the list once, at initialisation).
+
+        Re-initialising closes every open stream, so it is done only while no other device
+        source is capturing; otherwise the device must come back under the list already read.
+        """
+        with _open_device_sources_lock:
+            if _open_device_sources:
+                return
+            self.sd._terminate()
+            self.sd._initialize()
+
     def stop(self) -> None:
         """Stop capturing (also done at interpreter exit if forgotten)."""
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
-            self._cancel_stop_at_exit()
+        if self.state == "stopped":
+            return
+        self._stop.set()
+        if self._watch is not None and self._watch is not threading.current_thread():
+            self._watch.join(timeout=2)
+        self._close_stream()
+        self.state = "stopped"
+        self._cancel_stop_at_exit()

@@ -161,20 +161,10 @@ class VirtualCameraSink:
         if fmt in ("i420", "nv12", "yuyv", "uyvy") and (width % 2 or height % 2):
             raise ValueError(f"{fmt} needs an even width and height, got {width}x{height}")
         self.width, self.height, self.fps, self.fmt = int(width), int(height), float(fps), fmt
-        try:
-            self._camera = pyvirtualcam.Camera(
-                width=self.width,
-                height=self.height,
-                fps=self.fps,
-                fmt=getattr(pyvirtualcam.PixelFormat, fmt.upper()),
-                device=device,
-                backend=backend,
-            )
-        except RuntimeError as e:
-            raise VirtualCameraError(
-                f"no virtual camera could be opened ({e}). {backend_help()}"
-            ) from None
+        self._pyvirtualcam, self._backend = pyvirtualcam, backend
+        self._camera = self._open_camera(device)
         self.device = getattr(self._camera, "device", device)
+        self.reopened = 0  # times the camera was opened again after it failed
         self.sent = 0  # frames handed to the camera
         self.repeated = 0  # ticks with no new frame (the last one was sent again)
         self.skipped = 0  # frames replaced by a newer one before the camera took them
@@ -183,10 +173,46 @@ class VirtualCameraSink:
         self._latest: np.ndarray | None = None
         self._fresh = False
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="infp-camera", daemon=True)
+        self._thread = self._start_thread()
         self._cancel_stop_at_exit = stop_at_exit(self, VirtualCameraSink.close)
-        self._thread.start()
+
+    def _open_camera(self, device: str | None):
+        try:
+            return self._pyvirtualcam.Camera(
+                width=self.width,
+                height=self.height,
+                fps=self.fps,
+                fmt=getattr(self._pyvirtualcam.PixelFormat, self.fmt.upper()),
+                device=device,
+                backend=self._backend,
+            )
+        except RuntimeError as e:
+            raise VirtualCameraError(
+                f"no virtual camera could be opened ({e}). {backend_help()}"
+            ) from None
+
+    def _start_thread(self) -> threading.Thread:
+        """Start ticking with a fresh stop event (each thread keeps the one it started with)."""
+        self._stop = threading.Event()
+        thread = threading.Thread(
+            target=self._run, args=(self._stop,), name="infp-camera", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def reopen(self) -> None:
+        """Open the camera again after it failed (its device was removed, say); raises
+        :class:`VirtualCameraError` while it cannot be opened. :class:`Output` calls this."""
+        self._stop.set()
+        self._thread.join(timeout=2)
+        try:
+            self._camera.close()
+        except Exception:  # the device is gone already; nothing to release
+            pass
+        self._camera = self._open_camera(self.device)
+        self.error = None
+        self.reopened += 1
+        self._thread = self._start_thread()
 
     def send(self, frame: Frame) -> None:
         """Make ``frame``'s image the one the camera shows next."""
@@ -200,10 +226,10 @@ class VirtualCameraSink:
                 self.skipped += 1
             self._latest, self._fresh = data, True
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         period = 1.0 / self.fps
         next_tick = time.monotonic()
-        while not self._stop.is_set():
+        while not stop.is_set():
             with self._lock:
                 data, fresh = self._latest, self._fresh
                 self._fresh = False
@@ -222,7 +248,7 @@ class VirtualCameraSink:
                 self.late += 1
                 next_tick = time.monotonic()
             elif wait > 0:
-                self._stop.wait(wait)
+                stop.wait(wait)
 
     def close(self) -> None:
         """Stop the camera thread and close the device (also done at exit if forgotten)."""

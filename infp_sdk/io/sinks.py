@@ -1,16 +1,22 @@
 """What every sink shares: the sink interface, frame-rate conversion, and paced delivery.
 
-A sink has ``send(frame)`` (deliver now) and ``close()``. :class:`Output` puts a sink behind a
-thread with a bounded queue, converts 25 fps motion to the sink's rate (30 or 60 fps for most
-engines) by interpolation, and, with a :class:`PlayoutClock`, releases each frame at its media
-time plus a constant delay, so a sink sees one frame every 1/fps seconds even though the agent
-produces frames in bursts (one burst per hop).
+A sink has ``send(frame)`` (deliver now) and ``close()``, and may have ``reopen()``.
+:class:`Output` puts a sink behind a thread with a bounded queue, converts 25 fps motion to the
+sink's rate (30 or 60 fps for most engines) by interpolation, and, with a :class:`PlayoutClock`,
+releases each frame at its media time plus a constant delay, so a sink sees one frame every
+1/fps seconds even though the agent produces frames in bursts (one burst per hop).
+
+A sink that fails never stops the others. A sink with ``reopen()`` (the virtual camera: a device
+that was removed may come back) is retried with a growing pause, frames meanwhile counted as
+dropped; one without it (an mp4 file on a full disk) is dropped. :attr:`Output.state` and
+:meth:`Output.health` say which, for the live status line.
 """
 
 from __future__ import annotations
 
 import collections
 import importlib
+import itertools
 import logging
 import threading
 import time
@@ -25,11 +31,19 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """Anything that takes frames: ``send`` delivers one frame now, ``close`` releases it."""
+    """Anything that takes frames: ``send`` delivers one frame now, ``close`` releases it.
+
+    A sink whose failures can pass (a device that comes back) also has ``reopen()``, which
+    :class:`Output` calls before it tries again; it raises while the sink cannot work yet.
+    """
 
     def send(self, frame: Frame) -> None: ...
 
     def close(self) -> None: ...
+
+
+# Pauses between attempts to bring a failed sink back, in seconds (the last one repeats).
+RETRY_PAUSES_S = (0.5, 1.0, 2.0, 5.0)
 
 
 class MissingExtraError(ImportError):
@@ -177,6 +191,11 @@ class Output:
         fps: output rate (None: as produced, 25 fps).
         clock: release frames at ``clock.due(t)`` (None: as soon as they arrive).
         max_queue: frames queued before the oldest are dropped (counted in ``dropped``).
+
+    A failing sink is reported, not raised: :attr:`state` turns "retrying" (a sink with
+    ``reopen()``, tried again after :data:`RETRY_PAUSES_S`) or "dropped" (no ``reopen()``: it
+    gets no more frames), :attr:`error` holds the last failure and :attr:`failures` counts
+    them. Frames that arrive meanwhile count as dropped.
     """
 
     def __init__(
@@ -196,7 +215,10 @@ class Output:
         self.max_queue = max_queue
         self.sent = 0
         self.dropped = 0
-        self.error: BaseException | None = None
+        self.failures = 0  # sends (and reopens) that raised
+        self.recoveries = 0  # times a failed sink was brought back
+        self.state = "ok"  # "ok", "retrying" or "dropped"
+        self.error: BaseException | None = None  # the last failure, while not "ok"
         self._queue: collections.deque[Frame] = collections.deque()
         self._cond = threading.Condition()
         self._stop = False
@@ -205,11 +227,12 @@ class Output:
         self._thread.start()
 
     def put(self, frame: Frame) -> None:
-        """Queue a frame (never blocks; raises the sink's error if it failed)."""
-        if self.error is not None:
-            raise self.error
+        """Queue a frame (never blocks, never raises: a failed sink's frames count as dropped)."""
         frames = self.resampler.push(frame) if self.resampler is not None else [frame]
         with self._cond:
+            if self.state != "ok":
+                self.dropped += len(frames)
+                return
             self._queue.extend(frames)
             while len(self._queue) > self.max_queue:
                 self._queue.popleft()
@@ -245,9 +268,53 @@ class Output:
                 self.sink.send(frame)
                 self.sent += 1
             except Exception as e:
-                log.error("%s failed: %s", self.name, e)
-                self.error = e
-                return
+                if not self._recover(e):
+                    return
+
+    def health(self) -> str:
+        """One line for a status display: "NAME ok", "NAME retrying (error)", ..."""
+        line = f"{self.name} {self.state}"
+        if self.state != "ok" and self.error is not None:
+            line += f" ({type(self.error).__name__}: {self.error})"
+        elif self.recoveries:
+            line += f" (recovered {self.recoveries}x)"
+        return line
+
+    def _fail(self, error: BaseException, state: str) -> None:
+        with self._cond:
+            self.failures += 1
+            self.error, self.state = error, state
+            self.dropped += len(self._queue)
+            self._queue.clear()
+
+    def _recover(self, error: BaseException) -> bool:
+        """After a failed send: retry until the sink reopens (True) or is dropped or the
+        output closes (False)."""
+        reopen = getattr(self.sink, "reopen", None)
+        if reopen is None:
+            log.error("%s failed and is dropped: %s", self.name, error)
+            self._fail(error, "dropped")
+            return False
+        log.warning("%s failed (%s); retrying", self.name, error)
+        self._fail(error, "retrying")
+        for attempt in itertools.count():
+            with self._cond:
+                pause = RETRY_PAUSES_S[min(attempt, len(RETRY_PAUSES_S) - 1)]
+                if self._cond.wait_for(lambda: self._stop, pause):
+                    return False
+            try:
+                reopen()
+            except Exception as e:
+                with self._cond:
+                    self.failures += 1
+                    self.error = e
+                continue
+            with self._cond:
+                self.error, self.state = None, "ok"
+                self.recoveries += 1
+            log.warning("%s is back after %d attempts", self.name, attempt + 1)
+            return True
+        return False  # unreachable: the loop above only ends by returning
 
     def close(self) -> None:
         """Stop the thread and close the sink (queued frames are dropped)."""
