@@ -1,12 +1,15 @@
-"""Streaming latency of one Agent with audio fed at real-time pace.
+"""Mouth-to-face latency of one Agent, per setting, with audio fed at real-time pace.
 
-    python benchmarks/latency.py [--seconds 30] [--hops 10 4 2] [--backends torch onnxruntime]
+    python benchmarks/latency.py [--seconds 30] [--settings default torch hop2 steps6]
+                                 [--threads 1] [--model default]
 
 The bundled conversation (looped to --seconds) is pushed in 20 ms chunks on a real-time schedule
-while frames are taken from the agent's blocking iterator; how each frame's latency is split into
-an algorithmic part (waiting for the hop's audio) and a compute part is described in
-`infp_sdk/bench.py`. It prints p50/p95/p99 of each, CPU seconds per audio second, CPU use and
-peak memory, and saves JSON and a latency plot under benchmarks/results/.
+while frames are taken from the agent's blocking iterator. A frame's latency counts from the push
+of the chunk that holds its centre sample to the moment it can be pulled; its algorithmic and
+compute parts are described in `infp_sdk/bench.py`. Each setting is one row of the table in
+docs/runtime.md: ``default`` is what ``Agent()`` runs (its backend, hop and solver steps), the
+others change one thing. It prints p50/p95/p99, CPU seconds per audio second and peak memory, and
+saves benchmarks/results/latency.json and latency.png.
 """
 
 from __future__ import annotations
@@ -16,11 +19,22 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from infp_sdk.audio import load_audio
 from infp_sdk.bench import format_rows, load_backend, looped, machine, run_realtime
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# name -> (what a user writes, backend, Agent options)
+SETTINGS: dict[str, tuple[str, str, dict]] = {
+    "default": ("Agent()", "auto", {}),
+    "torch": ('Agent(backend="torch")', "torch", {}),
+    "hop2": ("Agent(hop=2)", "auto", {"hop": 2}),
+    "steps6": ("Agent(steps=6)", "auto", {"steps": 6}),
+    "guided": ("Agent(cfg_scale=2.0)", "auto", {"cfg_scale": 2.0}),
+    "hop10": ("Agent(hop=10)", "auto", {"hop": 10}),
+}
 
 
 def conversation(seconds: float) -> tuple[np.ndarray, np.ndarray]:
@@ -31,19 +45,23 @@ def conversation(seconds: float) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--hops", type=int, nargs="+", default=[10, 4, 2])
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--threads", type=int, help="torch and onnxruntime threads")
     parser.add_argument("--model", default="default")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     own, partner = conversation(args.seconds)
     rows = []
     print(format_rows([]), flush=True)
-    for backend in args.backends:
-        model = load_backend(args.model, backend)
-        for hop in args.hops:
-            rows.append(run_realtime(model, own, partner, hop=hop, label=backend))
-            print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+    for name in args.settings:
+        code, backend, options = SETTINGS[name]
+        model, resolved = load_backend(args.model, backend, args.threads)
+        row = run_realtime(model, own, partner, label=name, **options)
+        row.update(setting=code, backend=resolved)
+        rows.append(row)
+        print(format_rows([row]).splitlines()[-1], f"  {code} ({resolved})", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {
@@ -52,6 +70,12 @@ def main() -> None:
         "model": args.model,
         "seconds": args.seconds,
         "chunk_ms": 20,
+        "command": "python benchmarks/latency.py "
+        + " ".join(
+            f"--{k} {v}"
+            for k, v in (("seconds", args.seconds), ("threads", args.threads))
+            if v is not None
+        ),  # fmt: skip
         "results": rows,
     }
     (out / "latency.json").write_text(json.dumps(result, indent=1))
@@ -66,11 +90,11 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for r in rows:
         lat = np.sort(r["latencies_ms"])
-        ax.plot(lat, np.linspace(0, 1, len(lat)), label=f"{r['label']}, hop {r['hop_frames']}")
-    ax.axvline(150, color="grey", ls="--", lw=1)
-    ax.set_xlabel("latency (ms): frame available - its audio pushed")
+        ax.plot(lat, np.linspace(0, 1, len(lat)), label=f"{r['setting']} ({r['backend']})")
+    ax.axvline(100, color="grey", ls="--", lw=1)
+    ax.set_xlabel("mouth-to-face latency (ms): frame available - push of its centre sample")
     ax.set_ylabel("fraction of frames")
-    ax.set_title(f"streaming latency, 20 ms chunks at real-time pace ({args.seconds:.0f} s)")
+    ax.set_title(f"one agent, 20 ms chunks at real-time pace ({args.seconds:.0f} s)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "latency.png", dpi=90)

@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     own, partner = conversation(args.seconds)
-    model = load_backend(args.model, args.backend)
+    model, _ = load_backend(args.model, args.backend)
     rows = []
     print(format_rows([]), flush=True)
     for shared in (True, False):

@@ -193,22 +193,24 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def load_backend(model: str | Path | INFPModel, backend: str, threads: int | None = None):
-    """The model for ``backend``: torch as is, onnxruntime exported to a temporary folder."""
+def load_backend(
+    model: str | Path | INFPModel, backend: str, threads: int | None = None
+) -> tuple[INFPModel, str]:
+    """The model for ``backend`` and the backend's name: torch as is, onnxruntime through the
+    export cache, "auto" as the Agent resolves it on the CPU."""
     from .model.checkpoint import load_model
+    from .runtime.engine import pick_backend
 
+    if backend == "auto":
+        backend = pick_backend(model, torch.device("cpu"))
     net = model if isinstance(model, INFPModel) else load_model(model)
     if backend == "torch":
-        return net
+        return net, backend
     if backend != "onnxruntime":
-        raise ValueError(f"unknown backend {backend!r}: choose 'torch' or 'onnxruntime'")
-    import tempfile
+        raise ValueError(f"unknown backend {backend!r}: choose 'auto', 'torch' or 'onnxruntime'")
+    from .runtime.onnx import cached_export, load_onnx_model
 
-    from .runtime.onnx import export_onnx, load_onnx_model
-
-    folder = Path(tempfile.mkdtemp(prefix="infp-bench-"))
-    export_onnx(net, folder)
-    return load_onnx_model(folder, threads=threads)
+    return load_onnx_model(cached_export(net), threads=threads), backend
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -227,7 +229,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     rows = []
     print(format_rows([]), flush=True)
     for backend in args.backends:
-        model = load_backend(args.model, backend, args.threads)
+        model, backend = load_backend(args.model, backend, args.threads)
         for n in args.agents:
             rows.append(
                 run_realtime(
@@ -275,7 +277,13 @@ def register_cli(sub) -> None:
     bench.add_argument("--hop", type=int, help="frames per hop (default: the model's)")
     bench.add_argument("--steps", type=int, help="solver steps (default: the model's)")
     bench.add_argument("--cfg-scale", type=float, help="guidance scale (default: the model's)")
-    bench.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime"])
+    bench.add_argument(
+        "--backends",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "torch", "onnxruntime"],
+        help="default: auto, what Agent() runs on the CPU",
+    )
     bench.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime")
     bench.add_argument("--json", help="also save the results here")
     bench.set_defaults(func=_cmd_bench)

@@ -59,6 +59,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_config = model_config.model_copy(
             update={"guider": model_config.guider.model_copy(update={"memory_banks": False})}
         )
+    if args.lookahead is not None:
+        encoder = model_config.encoder.model_copy(update={"lookahead": args.lookahead})
+        model_config = model_config.model_copy(update={"encoder": encoder})
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -144,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a guider without M_v/M_nv: the audio features are projected directly (the "
         "paper's ablation; the bundled model uses it, see its model card)",
+    )
+    tr.add_argument(
+        "--lookahead",
+        type=int,
+        default=None,
+        help="motion frames (40 ms each) of future audio each frame hears (default: the "
+        "preset's); each frame of look-ahead adds 40 ms to the latency a viewer sees",
     )
     tr.add_argument("--lr", type=float, default=1e-4)
     tr.add_argument("--warmup-steps", type=int, default=200)

@@ -204,7 +204,7 @@ class Pipeline:
 
 DEFAULTS: dict[str, Any] = {
     "model": "default",
-    "backend": "torch",
+    "backend": "auto",
     "device": "auto",
     "hop": None,
     "seed": 0,
@@ -592,7 +592,7 @@ def register_cli(sub) -> None:
     add("--loop", action="store_true", default=None, help="loop WAV sources")
     add("--portrait", help="portrait image, for frame sinks (virtual camera, mp4, --frames)")
     add("--model", help="checkpoint path or bundled name (default: default)")
-    add("--backend", choices=["torch", "onnxruntime"])
+    add("--backend", choices=["auto", "torch", "onnxruntime"])
     add("--device", help="auto | cpu | cuda[:N]")
     add("--hop", type=int, help="frames per model call (lower = less latency, more CPU)")
     add("--seed", type=int)

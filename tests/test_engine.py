@@ -117,3 +117,16 @@ def test_closing_the_engine_closes_its_agents_and_keeps_their_frames(model):
         agent.push(own=own)
     with pytest.raises(RuntimeError, match="Engine is closed"):
         engine.agent()
+
+
+def test_the_model_config_sets_the_default_hop():
+    from infp_sdk.model.infp import INFPModel
+
+    base = random_model()
+    with Engine(model=base) as engine:
+        assert engine.agent().hop == base.config.window  # no hop in the config: the window
+    config = base.config.model_copy(update={"hop": 2})
+    tuned = INFPModel(config)
+    tuned.load_state_dict(base.state_dict())
+    with Engine(model=tuned) as engine:
+        assert engine.agent().hop == 2 and engine.agent(hop=5).hop == 5

@@ -207,7 +207,7 @@ def test_config_that_does_not_match_the_graphs(copy_of):
 
 def test_missing_onnxruntime_says_what_to_install(copy_of, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
-    with pytest.raises(ImportError, match=r"infp-sdk\[onnx\]") as info:
+    with pytest.raises(ImportError, match=r"pip install onnx onnxruntime") as info:
         load_onnx_model(copy_of)
     assert isinstance(info.value, OnnxDependencyError) and "infp-sdk[gpu]" in str(info.value)
 
@@ -228,3 +228,70 @@ def test_export_cli(tmp_path, capsys):
     inputs = dit_inputs(model, 1, 4, seed=0)
     with torch.no_grad():
         assert max_err(loaded.dit(*inputs), model.dit(*inputs)) <= ATOL
+
+
+def test_an_export_is_cached_by_content_and_reused(tmp_path, monkeypatch):
+    import infp_sdk.runtime.onnx as onnx_module
+    from infp_sdk.runtime.onnx import cached_export
+
+    exports = []
+    real_export = onnx_module.export_onnx
+    monkeypatch.setattr(
+        onnx_module, "export_onnx", lambda m, out: exports.append(out) or real_export(m, out)
+    )
+    model = random_model()
+    first = cached_export(model, tmp_path)
+    again = cached_export(random_model(), tmp_path)  # equal weights, another object
+    assert again == first and len(exports) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no staging folder left
+    load_onnx_model(first)
+    other = random_model(seed=1)
+    assert cached_export(other, tmp_path) != first and len(exports) == 2
+
+
+def test_a_failed_export_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    import infp_sdk.runtime.onnx as onnx_module
+    from infp_sdk.runtime.onnx import cached_export
+
+    def half_then_fail(model, out):
+        out.mkdir(parents=True)
+        (out / "encoder.onnx").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_module, "export_onnx", half_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        cached_export(random_model(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_backend_runs_checkpoints_in_onnxruntime_and_model_objects_in_torch(
+    tmp_path, monkeypatch
+):
+    import importlib.util
+
+    from infp_sdk import Engine
+    from infp_sdk.runtime.engine import pick_backend
+
+    monkeypatch.setenv("INFP_SDK_CACHE", str(tmp_path / "cache"))
+    path = save_model(random_model(), tmp_path / "m.safetensors")
+    cpu = torch.device("cpu")
+    assert pick_backend(str(path), cpu) == "onnxruntime"
+    assert pick_backend(random_model(), cpu) == "torch"
+    assert pick_backend(str(path), torch.device("cuda")) == "torch"
+    with Engine(str(path)) as engine:
+        assert engine.backend == "onnxruntime"
+        agent = engine.agent()
+        agent.set_style(np.zeros((40, 62), np.float32))  # the checkpoint's style encoder
+        agent.push(own=np.zeros(16000, np.float32))
+        agent.flush(timeout=60)
+        assert len(agent.pull()) == 25
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    with Engine(random_model()) as engine:
+        assert engine.backend == "torch"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
+    )
+    assert pick_backend(str(path), cpu) == "torch"  # not installed: torch, no error

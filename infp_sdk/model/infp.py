@@ -47,7 +47,13 @@ class INFPConfig(BaseModel):
     audio_context: int = Field(
         16, ge=0, description="frames of past audio fed to the encoder before each window"
     )
-    # sampling defaults
+    # streaming and sampling defaults
+    hop: int | None = Field(
+        None,
+        ge=1,
+        description="frames per model call when streaming (Agent, Engine, live); smaller is "
+        "lower latency for more calls per second; None: the window",
+    )
     sampler: Literal["ddim", "dpmpp_2m"] = "dpmpp_2m"
     steps: int = Field(6, ge=1)
     cfg_scale: float = Field(1.0, ge=0.0)

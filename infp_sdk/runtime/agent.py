@@ -86,12 +86,13 @@ class Agent:
         model: "default" (the bundled model), a checkpoint path, an ``INFPModel``, or (for the
             onnxruntime backend) a folder written by ``infp-sdk export``.
         device: "auto", "cpu" or "cuda[:N]".
-        backend: "torch", or "onnxruntime" (the exported networks in onnxruntime; a model that
-            is not an export folder is exported to a temporary folder first).
+        backend: "auto" (the default: onnxruntime for a checkpoint on the CPU when onnxruntime
+            and onnx are installed, else torch), "torch", or "onnxruntime" (the exported networks in
+            onnxruntime; a model that is not an export folder is exported once and cached).
         engine: serve this agent from a shared :class:`~infp_sdk.Engine` (its model, device
             and backend; ``model``, ``device`` and ``backend`` are then ignored). By default
             the agent has an engine of its own.
-        hop: frames generated per model call (default: the model's window). Smaller hops mean
+        hop: frames generated per model call (default: the model's ``hop``). Smaller hops mean
             lower latency and more calls per second.
         seed: noise seed; the same audio and seed give the same frames.
         sampler, steps, cfg_scale: override the model's sampling defaults.
@@ -106,7 +107,7 @@ class Agent:
         portrait=None,
         model: str | Path | INFPModel = "default",
         device: str = "auto",
-        backend: str = "torch",
+        backend: str = "auto",
         *,
         engine: Engine | None = None,
         hop: int | None = None,

@@ -32,7 +32,6 @@ agent in that batch. Either way the worker goes on serving the others and any ne
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,19 +90,36 @@ def require_rig_motion(model: INFPModel) -> None:
 
 
 def _onnx_model(model: str | Path | INFPModel, device: str) -> INFPModel:
-    from .onnx import export_onnx, load_onnx_model
+    from .onnx import cached_export, load_onnx_model
 
     providers = {
         "auto": None,
         "cpu": ["CPUExecutionProvider"],
     }.get(device, ["CUDAExecutionProvider", "CPUExecutionProvider"])
     folder = Path(model) if isinstance(model, (str, Path)) else None
-    if folder is None or not (folder.is_dir() and (folder / "config.json").exists()):
-        source = model if isinstance(model, INFPModel) else load_model(model)
-        require_rig_motion(source)  # before spending an export on it
-        folder = Path(tempfile.mkdtemp(prefix="infp-onnx-"))
-        export_onnx(source, folder)
-    return load_onnx_model(folder, providers=providers)
+    if folder is not None and folder.is_dir() and (folder / "config.json").exists():
+        return load_onnx_model(folder, providers=providers)
+    source = model if isinstance(model, INFPModel) else load_model(model)
+    require_rig_motion(source)  # before spending an export on it
+    exported = load_onnx_model(cached_export(source), providers=providers)
+    # The style encoder is not exported (it runs once per set_style(), not per hop): keep the
+    # checkpoint's own, so reference styles work with either backend.
+    exported.style_encoder = source.style_encoder.float().cpu().eval()
+    return exported
+
+
+def pick_backend(model: str | Path | INFPModel, device: torch.device) -> str:
+    """What ``backend="auto"`` runs: "onnxruntime" for a checkpoint (a bundled name or a path)
+    on the CPU when onnxruntime and onnx are installed, since its hops cost less CPU time and
+    latency than torch's at the small hops of live use (docs/runtime.md); else "torch". On a GPU
+    torch replays CUDA graphs, and a model object in memory (one being trained or evaluated)
+    stays in torch, where its outputs match the offline tools exactly."""
+    if device.type != "cpu" or isinstance(model, INFPModel):
+        return "torch"
+    import importlib.util
+
+    have = all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+    return "onnxruntime" if have else "torch"
 
 
 @dataclass
@@ -174,7 +190,10 @@ class Engine:
             onnxruntime backend) a folder written by ``infp-sdk export``. It must generate rig
             vectors (``latent_dim`` 62); another motion space raises ValueError here.
         device: "auto", "cpu" or "cuda[:N]".
-        backend: "torch" or "onnxruntime".
+        backend: "auto" (the default: onnxruntime for a checkpoint on the CPU when it is
+            installed, else torch; see :func:`pick_backend`), "torch" or "onnxruntime". A
+            checkpoint run by onnxruntime is exported once and cached
+            (:func:`~infp_sdk.runtime.onnx.cached_export`).
 
     An engine left open when the interpreter exits is stopped at exit (after the batch it is
     running), so forgetting :meth:`close` never crashes the process.
@@ -184,8 +203,10 @@ class Engine:
         self,
         model: str | Path | INFPModel = "default",
         device: str = "auto",
-        backend: str = "torch",
+        backend: str = "auto",
     ):
+        if backend == "auto":
+            backend = pick_backend(model, pick_device(device))
         if backend == "torch":
             self.device = pick_device(device)
             net = model if isinstance(model, INFPModel) else load_model(model)
@@ -193,7 +214,9 @@ class Engine:
             self.device = torch.device("cpu")  # onnxruntime picks its own device via providers
             net = _onnx_model(model, device)
         else:
-            raise ValueError(f"unknown backend {backend!r}: choose 'torch' or 'onnxruntime'")
+            raise ValueError(
+                f"unknown backend {backend!r}: choose 'auto', 'torch' or 'onnxruntime'"
+            )
         require_rig_motion(net)
         self.backend = backend
         self.model = net.to(self.device).eval()

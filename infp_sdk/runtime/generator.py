@@ -81,7 +81,7 @@ class MotionStream:
         cfg = model.config
         self.model = model
         self.seed = seed
-        self.hop = hop or cfg.window
+        self.hop = hop or cfg.hop or cfg.window
         if self.hop < 1:
             raise ValueError(f"hop must be at least 1 frame, got {self.hop}")
         self.sampler, self.steps, self.cfg_scale = sampler, steps, cfg_scale

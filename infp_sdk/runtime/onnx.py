@@ -45,7 +45,7 @@ DENOISER_FILE = "denoiser.onnx"
 MOUTH_FILE = "mouth.onnx"
 ONNX_FILES = (ENCODER_FILE, GUIDER_FILE, DENOISER_FILE)
 
-INSTALL_HINT = "pip install 'infp-sdk[onnx]' (CPU) or pip install 'infp-sdk[gpu]' (CUDA)"
+INSTALL_HINT = "pip install onnx onnxruntime (CPU) or pip install 'infp-sdk[gpu]' (CUDA)"
 
 DENOISER_INPUTS = (
     "x_t",
@@ -443,6 +443,61 @@ def _check_io(session: Any, path: Path, inputs: dict[str, int], outputs: dict[st
                 )
 
 
+def cache_dir() -> Path:
+    """Where exports are cached: ``$INFP_SDK_CACHE``, else ``$XDG_CACHE_HOME/infp-sdk``, else
+    ``~/.cache/infp-sdk``."""
+    import os
+
+    if os.environ.get("INFP_SDK_CACHE"):
+        return Path(os.environ["INFP_SDK_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "infp-sdk"
+
+
+def _export_key(model: INFPModel) -> str:
+    """A digest of what an export depends on: the weights, the config, the exporter."""
+    from .. import __version__
+
+    digest = hashlib.sha256()
+    digest.update(f"{__version__}/{FORMAT_VERSION}/{OPSET}/{torch.__version__}".encode())
+    digest.update(model.config.model_dump_json().encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_export(model: INFPModel, cache: str | Path | None = None) -> Path:
+    """The folder of ``model``'s ONNX export, exported on first use and reused after.
+
+    An export takes seconds (about 13 s on a 2-core CPU); the folder is keyed by a digest of
+    the weights, the config and the exporter's versions under :func:`cache_dir` (or ``cache``),
+    and written under a temporary name and renamed when complete, so concurrent processes and a
+    process killed part-way never leave a half export in use. Delete the folder to reclaim the
+    space.
+    """
+    import os
+    import secrets
+    import shutil
+
+    root = Path(cache) if cache is not None else cache_dir()
+    folder = root / f"onnx-{_export_key(model)}"
+    if (folder / CONFIG_FILE).exists():
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".{folder.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        export_onnx(model, staging)
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process finished the same export first: use its folder
+            if not (folder / CONFIG_FILE).exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
 def load_onnx_model(
     path_or_dir: str | Path,
     providers: Sequence[str] | None = None,
@@ -547,6 +602,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 __all__ = [
     "OPSET",
+    "cache_dir",
+    "cached_export",
     "OnnxDependencyError",
     "OrtAudioEncoder",
     "OrtGuider",
