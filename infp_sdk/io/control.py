@@ -42,6 +42,18 @@ log = logging.getLogger(__name__)
 CONTROL_COMMANDS = ("ping", "reset", "interrupt", "style", "hello", "stats")
 AUDIO_COMMANDS = ("audio", "ping")
 
+FRAME_LIMIT_FACTOR = 4
+"""``ZMQ_MAXMSGSIZE`` of a socket is this times its request limit: 256 KiB for control, 4 MiB for
+audio. libzmq disconnects a peer that sends a larger frame."""
+MAX_REQUEST_FRAMES = 3
+"""Frames a request can have as the ROUTER delivers it: the identity, an optional empty delimiter
+and the payload. Frames past these are dropped unread (the request gets a ``malformed`` reply)."""
+RCVHWM = 16
+"""Messages queued per peer before libzmq stops reading its connection (TCP back-pressure: a
+peer that sends faster than the server answers waits, nothing is dropped)."""
+SNDHWM = 1000
+"""Replies queued per peer that does not read them; more are dropped."""
+
 
 class ControlHandler(Protocol):
     """What the server calls; :class:`infp_sdk.live.Pipeline` is one."""
@@ -77,6 +89,24 @@ def pcm_samples(request: Audio) -> np.ndarray:
     if dtype.kind == "f" and not np.isfinite(samples).all():
         raise ProtocolError("bad_audio", "pcm has NaN or infinite samples", "audio", request.id)
     return samples
+
+
+def _receive(sock: zmq.Socket) -> tuple[list[zmq.Frame], int]:
+    """The next message's first ``MAX_REQUEST_FRAMES`` frames and its number of frames.
+
+    Frames are read one at a time without copying; those past the first ``MAX_REQUEST_FRAMES``
+    are released as soon as they are read, so a message of many frames costs no Python memory.
+    Raises ``zmq.Again`` when no message is waiting.
+    """
+    frame = sock.recv(zmq.NOBLOCK, copy=False)
+    kept = [frame]
+    count = 1
+    while frame.more:  # libzmq delivers a message whole: the rest is already here
+        frame = sock.recv(zmq.NOBLOCK, copy=False)
+        count += 1
+        if count <= MAX_REQUEST_FRAMES:
+            kept.append(frame)
+    return kept, count
 
 
 class ControlServer:
@@ -121,11 +151,12 @@ class ControlServer:
     def _open(self, endpoint: str, commands: tuple[str, ...], limit: int, curve) -> str:
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
-        # A hard cap far above the soft limit: a peer sending more is disconnected by libzmq
-        # before the bytes are buffered; anything between the two gets a too_large reply.
-        sock.setsockopt(zmq.MAXMSGSIZE, 4 * limit)
-        sock.setsockopt(zmq.RCVHWM, 1000)
-        sock.setsockopt(zmq.SNDHWM, 1000)
+        # A hard cap per frame far above the soft limit: a peer sending a larger frame is
+        # disconnected by libzmq before the bytes are buffered; a payload between the two gets a
+        # too_large reply. It bounds each frame, not how many a message has (see _receive).
+        sock.setsockopt(zmq.MAXMSGSIZE, FRAME_LIMIT_FACTOR * limit)
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
+        sock.setsockopt(zmq.SNDHWM, SNDHWM)
         self._sockets[sock] = (commands, limit)
         return bind(sock, endpoint, curve)
 
@@ -143,28 +174,31 @@ class ControlServer:
                 # Bounded batch per socket so a flood on one cannot starve the other.
                 for _ in range(64):
                     try:
-                        parts = sock.recv_multipart(zmq.NOBLOCK)
+                        frames, count = _receive(sock)
                     except zmq.Again:
                         break
                     except zmq.ZMQError:
                         return
-                    self._serve(sock, parts)
+                    self._serve(sock, frames, count)
 
-    def _serve(self, sock: zmq.Socket, parts: list[bytes]) -> None:
+    def _serve(self, sock: zmq.Socket, frames: list[zmq.Frame], count: int) -> None:
+        """Answer one message: its first ``MAX_REQUEST_FRAMES`` frames, ``count`` frames in all."""
         commands, limit = self._sockets[sock]
-        identity, rest = parts[0], parts[1:]
-        envelope = [identity]
-        if rest and rest[0] == b"":  # a REQ client's delimiter; DEALER clients may send it too
+        envelope = [frames[0].bytes]  # the identity the ROUTER put in front
+        rest = frames[1:]
+        if rest and len(rest[0]) == 0:  # a REQ client's delimiter; DEALER clients may send it too
             envelope.append(b"")
             rest = rest[1:]
+        payloads = count - len(envelope)
         self.counts["requests"] += 1
         request = None
         try:
-            if len(rest) != 1:
+            if payloads != 1:
                 raise ProtocolError(
-                    "malformed", f"expected one payload frame after the envelope, got {len(rest)}"
+                    "malformed", f"expected one payload frame after the envelope, got {payloads}"
                 )
-            request = decode_request(rest[0], limit)
+            # Decoded from the frame's own memory: a payload over the limit is never copied.
+            request = decode_request(rest[0].buffer, limit)
             if request.cmd not in commands:
                 raise ProtocolError(
                     "unknown_cmd",

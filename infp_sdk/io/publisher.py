@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 HELLO_INTERVAL = 2.0
 """Seconds between periodic hello messages."""
 
+SUBSCRIPTION_BYTES = 4096
+"""Inbound frame limit of the publisher's socket, plus the length of the agent's name: a
+subscription is one byte and a topic prefix (``\\x01motion.<agent>``); libzmq disconnects a
+subscriber that sends a larger frame."""
+SUBSCRIPTION_HWM = 64
+"""Messages queued from each subscriber (RCVHWM) before libzmq stops reading its connection."""
+
 
 class NoImageError(RuntimeError):
     """A frame sink got a frame without an image (the agent has no portrait)."""
@@ -185,6 +192,9 @@ class MotionPublisher:
             sndhwm = 256 if frame_format is None else 32
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
         self._socket.setsockopt(zmq.LINGER, 0)
+        # Subscribers send only (un)subscriptions: a few bytes each, and rarely.
+        self._socket.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_BYTES + len(agent.encode()))
+        self._socket.setsockopt(zmq.RCVHWM, SUBSCRIPTION_HWM)
         self.endpoint = bind(self._socket, endpoint, curve)
         self._topics = {k: f"{k}.{agent}".encode() for k in ("hello", "motion", "frame")}
         self._hello = hello_for(
