@@ -23,6 +23,14 @@ from ..motion import Frame
 
 # LogMel frame k reads samples [160k - 240, 160k + 160): two hops of history cover the 240.
 _MEL_HISTORY_HOPS = 2
+# LogMel's convolution runs through oneDNN, which keeps a compiled kernel (hundreds of kB, more
+# for long inputs) for every input length it meets, up to 1024 of them: appends of ever-new
+# lengths (irregular chunks, a worker catching up) grew resident memory by tens to hundreds of
+# MB. So the mel of an append is computed in blocks of at most _MEL_BLOCK frames (history
+# included), each zero-padded on the right to a power of two of at least _MEL_MIN_BLOCK frames:
+# eight lengths in all. The features are causal, so the padding changes none of the frames kept.
+_MEL_BLOCK = 1024
+_MEL_MIN_BLOCK = 8
 
 
 @dataclass
@@ -165,14 +173,22 @@ class MotionStream:
         first = self.mel_frames
         if ready <= first:
             return
-        lo = (first - _MEL_HISTORY_HOPS) * HOP_LENGTH - self._audio_start
-        hi = ready * HOP_LENGTH - self._audio_start
-        with torch.no_grad():
-            mel = self.logmel(torch.from_numpy(self._audio[:, lo:hi]))[:, _MEL_HISTORY_HOPS:]
-        self._mel = torch.cat([self._mel, mel], dim=1)
+        step = _MEL_BLOCK - _MEL_HISTORY_HOPS
+        blocks = [self._mel_block(a, min(ready, a + step)) for a in range(first, ready, step)]
+        self._mel = torch.cat([self._mel, *blocks], dim=1)
         keep_from = (ready - _MEL_HISTORY_HOPS) * HOP_LENGTH - self._audio_start
         self._audio = self._audio[:, keep_from:]
         self._audio_start += keep_from
+
+    def _mel_block(self, start: int, stop: int) -> torch.Tensor:
+        """Mel frames [start, stop) absolute, computed on one of a few fixed input lengths."""
+        lo = (start - _MEL_HISTORY_HOPS) * HOP_LENGTH - self._audio_start
+        hi = stop * HOP_LENGTH - self._audio_start
+        frames = stop - start + _MEL_HISTORY_HOPS
+        padded = max(_MEL_MIN_BLOCK, 1 << (frames - 1).bit_length())
+        wave = np.pad(self._audio[:, lo:hi], ((0, 0), (0, (padded - frames) * HOP_LENGTH)))
+        with torch.no_grad():
+            return self.logmel(torch.from_numpy(wave))[:, _MEL_HISTORY_HOPS:frames]
 
     def _mel_window(self, lo: int, hi: int, end: int | None) -> torch.Tensor:
         """Mel frames [lo, hi) absolute; outside what exists (or past ``end``) is silence."""
