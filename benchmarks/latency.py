@@ -1,6 +1,6 @@
 """Mouth-to-face latency of one Agent, per setting, with audio fed at real-time pace.
 
-    python benchmarks/latency.py [--seconds 30] [--settings default torch hop2 steps6]
+    python benchmarks/latency.py [--seconds 30] [--settings default torch steps2 ...]
                                  [--threads 1] [--model default]
 
 The bundled conversation (looped to --seconds) is pushed in 20 ms chunks on a real-time schedule
@@ -26,14 +26,14 @@ from infp_sdk.bench import format_rows, load_backend, looped, machine, run_realt
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# name -> (what a user writes, backend, Agent options)
-SETTINGS: dict[str, tuple[str, str, dict]] = {
-    "default": ("Agent()", "auto", {}),
-    "torch": ('Agent(backend="torch")', "torch", {}),
-    "hop2": ("Agent(hop=2)", "auto", {"hop": 2}),
-    "steps6": ("Agent(steps=6)", "auto", {"steps": 6}),
-    "guided": ("Agent(cfg_scale=2.0)", "auto", {"cfg_scale": 2.0}),
-    "hop10": ("Agent(hop=10)", "auto", {"hop": 10}),
+# name -> (what a user writes, bundled model or None for --model, backend, Agent options)
+SETTINGS: dict[str, tuple[str, str | None, str, dict]] = {
+    "default": ("Agent()", None, "auto", {}),
+    "torch": ('Agent(backend="torch")', None, "torch", {}),
+    "steps2": ("Agent(steps=2)", None, "auto", {"steps": 2}),
+    "hop2": ("Agent(hop=2)", None, "auto", {"hop": 2}),
+    "lookahead2": ('Agent(model="lookahead2")', "lookahead2", "auto", {}),
+    "hop10": ("Agent(hop=10, steps=6)", None, "auto", {"hop": 10, "steps": 6}),
 }
 
 
@@ -56,8 +56,8 @@ def main() -> None:
     rows = []
     print(format_rows([]), flush=True)
     for name in args.settings:
-        code, backend, options = SETTINGS[name]
-        model, resolved = load_backend(args.model, backend, args.threads)
+        code, bundled, backend, options = SETTINGS[name]
+        model, resolved = load_backend(bundled or args.model, backend, args.threads)
         row = run_realtime(model, own, partner, label=name, **options)
         row.update(setting=code, backend=resolved)
         rows.append(row)

@@ -436,8 +436,21 @@ def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
     return outputs, publisher
 
 
-def run_live(opts: dict[str, Any], stop: threading.Event | None = None, log=None) -> int:
-    """Run the live pipeline until ``stop`` is set (or ``duration`` passes); returns 0."""
+class SetupInterrupted(BaseException):
+    """Raised by ``infp-sdk live``'s signal handler while the pipeline is still being set up
+    (loading or exporting the model can take seconds), so a signal stops it at once; what was
+    already made is closed on the way out."""
+
+
+def run_live(
+    opts: dict[str, Any],
+    stop: threading.Event | None = None,
+    log=None,
+    running: threading.Event | None = None,
+) -> int:
+    """Run the live pipeline until ``stop`` is set (or ``duration`` passes); returns 0.
+
+    ``running`` is set once setup is over and frames start to flow."""
     import torch
 
     from .io import ControlServer
@@ -480,6 +493,8 @@ def run_live(opts: dict[str, Any], stop: threading.Event | None = None, log=None
             if out.name in ("vmc", "livelink"):
                 log(f"live: {out.name} to {out.sink.address[0]}:{out.sink.address[1]}")
         pipeline.start()
+        if running is not None:
+            running.set()
         started = time.monotonic()
         interval = opts["status_interval"] or (1.0 if sys.stderr.isatty() else 5.0)
         next_status = started + interval
@@ -520,15 +535,19 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from .audio import AudioFormatError
     from .io.sinks import MissingExtraError
 
-    stop = threading.Event()
+    stop, running = threading.Event(), threading.Event()
 
     def _on_signal(signum, _frame):
         stop.set()
+        if not running.is_set():
+            raise SetupInterrupted  # still loading: leave now rather than after the setup
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        opts = _options(args)
-        code = run_live(opts, stop)
+        try:
+            code = run_live(_options(args), stop, running=running)
+        except SetupInterrupted:
+            code = 0
         print("live: stopped cleanly", file=sys.stderr, flush=True)
         return code
     except (LiveError, AudioDeviceError, MissingExtraError, AudioFormatError, OSError) as e:

@@ -9,6 +9,7 @@ mixer, runs for real.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -165,12 +166,12 @@ def checkpoint(tmp_path_factory):
     return save_model(random_model(), tmp_path_factory.mktemp("m") / "m.safetensors")
 
 
-def live(checkpoint, *args: str) -> subprocess.Popen:
+def live(checkpoint, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "infp_sdk", "live", "--model", str(checkpoint),
          "--own", str(EXAMPLES / "own.wav"), "--partner", str(EXAMPLES / "partner.wav"),
          "--loop", "--threads", "1", "--status-interval", "0.5", *args],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
 
 
@@ -222,7 +223,9 @@ def test_a_signal_at_any_moment_stops_live_within_2_s_and_keeps_the_mp4(
 ):
     portrait = Path(__file__).resolve().parent.parent / "examples" / "portrait" / "astronaut.avatar"
     out = tmp_path / "out.mp4"
-    proc = live(checkpoint, "--portrait", str(portrait), "--mp4", str(out))
+    # starting: an empty export cache, so the signal comes while the model is being exported
+    env = {**os.environ, "INFP_SDK_CACHE": str(tmp_path / "cache")}
+    proc = live(checkpoint, "--portrait", str(portrait), "--mp4", str(out), env=env)
     if moment == "starting":
         read_until(proc, "live: loading")  # setting up: the model, the portrait, the sinks
     else:
@@ -236,8 +239,10 @@ def test_a_signal_at_any_moment_stops_live_within_2_s_and_keeps_the_mp4(
     assert proc.returncode == 0, rest
     assert took < 2.0, f"stopped {took:.2f} s after the signal"
     assert "Traceback" not in rest
-    partial = [p for p in tmp_path.iterdir() if p.name != "out.mp4"]
+    partial = [p for p in tmp_path.iterdir() if p.name not in ("out.mp4", "cache")]
     assert not partial  # no temporary left behind
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not [p for p in cache.iterdir() if ".partial-" in p.name]
     if moment == "running":
         probe = subprocess.run(
             ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
