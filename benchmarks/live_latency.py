@@ -33,8 +33,8 @@ mixer keeps a stream on the wall clock (audio that comes too late is replaced by
 dropped), so the mapping holds through underruns too.
 
 Also reported: frames received against the frames whose centre lies in the sent audio, the live
-process's own status line (its p95 latency: pull from the agent - push of the last sample the
-frame reads, i.e. hop wait and compute inside the process; playout delay; underruns), the rest
+process's own status line (its p95 latency: pull from the agent - push into the agent of the
+frame's centre sample, i.e. mouth-to-face inside the process; playout delay; underruns), the rest
 of the p95 outside the agent, and the live process's CPU seconds per second of audio (its
 /proc/PID/stat over the measured span, in which it takes audio at real-time pace) and peak RSS,
 how late the sender's chunks went out, and the machine's load average before and after.
@@ -478,20 +478,18 @@ def run(opts: argparse.Namespace, log=print) -> dict:
     e2e = _percentiles(lat)
     e2e_window_p95 = round(float(np.percentile(window, 95)), 1) if len(window) else None
     in_process = final["p95_latency_ms"] if final else None
-    centre_to_last_read_ms = (0.5 + settings["lookahead_frames"]) * 1000 / FPS
     split = None
     if in_process is not None and e2e_window_p95 is not None:
-        rest = e2e_window_p95 - in_process - latency_s * 1000 - centre_to_last_read_ms
+        rest = e2e_window_p95 - in_process - latency_s * 1000
         split = {
             "end_to_end_p95_ms": e2e_window_p95,
             "in_process_p95_ms": in_process,
             "mixer_jitter_buffer_ms": latency_s * 1000,
-            "centre_to_last_sample_read_ms": centre_to_last_read_ms,
             "pacing_and_sockets_ms": round(rest, 1),
             "note": "p95 over the last 250 frames (the status line's window) split into the "
-            "status line's p95 (hop wait and compute inside the process), the mixer's jitter "
-            "buffer, the audio after the frame's centre that the frame reads (the rest of the "
-            "frame and the look-ahead), and the rest: pacing, publishing and both sockets. A "
+            "status line's p95 (mouth-to-face inside the process: the rest of the frame, the hop, "
+            "the look-ahead and compute), the mixer's jitter buffer, and the rest: pacing, "
+            "publishing and both sockets. A "
             "difference of percentiles, so approximate (about +-20 ms: chunk and tick sizes)",
         }
     audio_seconds = t_end - t0  # the mixer takes audio at real-time pace over the span

@@ -35,17 +35,16 @@ from .motion import FPS, Frame
 
 
 class LatencyMeter:
-    """Latency of each frame = when it was pulled from the agent - when the audio it depends on
-    was pushed into the agent.
+    """Mouth-to-face latency of each frame inside the process = when it was pulled from the
+    agent - when the audio at its centre was pushed into the agent.
 
-    Frame i depends on audio up to the end of frame i plus the encoder's look-ahead, i.e. sample
-    ``(i + 1 + lookahead) * 640``; the push that carried that sample gives the second time. This
-    is the agent's own latency (hop, look-ahead and compute); the mixer's jitter buffer and the
-    sinks' playout delay come on top and are reported separately.
+    Frame i is centred on sample ``(i + 0.5) * 640``; the push that carried that sample gives
+    the second time. It covers the rest of the frame, the hop, the encoder's look-ahead and
+    compute, as ``infp-sdk bench`` does; the mixer's jitter buffer and the sinks' playout delay
+    come on top and are reported separately.
     """
 
-    def __init__(self, lookahead: int, window: int = 250):
-        self.lookahead = lookahead
+    def __init__(self, window: int = 250):
         self._pushes: collections.deque[tuple[int, float]] = collections.deque()
         self.samples: collections.deque[float] = collections.deque(maxlen=window)
         self._lock = threading.Lock()
@@ -55,7 +54,7 @@ class LatencyMeter:
             self._pushes.append((pushed, wall))
 
     def on_frame(self, index: int, wall: float) -> float | None:
-        need = (index + 1 + self.lookahead) * SAMPLES_PER_MOTION_FRAME
+        need = int((index + 0.5) * SAMPLES_PER_MOTION_FRAME) + 1  # samples up to the centre
         with self._lock:
             # pushes that end before `need` can never matter again (frames come in order)
             while len(self._pushes) > 1 and self._pushes[1][0] <= need:
@@ -64,7 +63,7 @@ class LatencyMeter:
                 if end >= need:
                     self.samples.append(wall - pushed_at)
                     return wall - pushed_at
-        return None  # generated from look-ahead padding (flush): no push to measure from
+        return None  # no push carried that sample (yet): nothing to measure from
 
     def reset(self) -> None:
         with self._lock:
@@ -92,7 +91,7 @@ class Pipeline:
         self.outputs = outputs
         self.clock = clock
         self.publisher = publisher
-        self.meter = LatencyMeter(agent.lookahead)
+        self.meter = LatencyMeter()
         self.mixer = AudioMixer(self._push, latency=latency, on_push=self.meter.on_push)
         self.sources: list = []  # started sources; a sound card reports its health
         self.frames_out = 0

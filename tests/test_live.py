@@ -116,14 +116,16 @@ def test_mixer_drops_late_audio_to_stay_in_step_and_clears_on_interrupt():
     assert mixer.stats()["own_buffered_s"] == 0
 
 
-def test_latency_meter_measures_from_the_push_that_completed_a_frame():
-    meter = LatencyMeter(lookahead=2)
-    for k in range(1, 11):
-        meter.on_push(k * 640, 100.0 + k * 0.04)  # one frame of audio every 40 ms
-    # frame 0 needs audio up to the end of frame 2 (look-ahead 2): pushed at 100.12
-    assert meter.on_frame(0, 100.5) == pytest.approx(0.38)
-    assert meter.on_frame(1, 100.5) == pytest.approx(0.34)
-    assert meter.p95() is not None
+def test_latency_meter_measures_from_the_push_of_a_frames_centre():
+    meter = LatencyMeter()
+    for k in range(1, 21):
+        meter.on_push(k * 320, 100.0 + k * 0.02)  # 20 ms chunks: a frame's halves
+    # frame 0's centre is sample 320, the first of the second chunk, pushed at 100.04
+    assert meter.on_frame(0, 100.5) == pytest.approx(0.46)
+    # frame 1's centre (sample 960) is the first of the fourth chunk, pushed at 100.08
+    assert meter.on_frame(1, 100.5) == pytest.approx(0.42)
+    assert meter.p95() == pytest.approx(0.458)
+    assert meter.on_frame(30, 101.0) is None  # its centre was never pushed
 
 
 # ----------------------------------------------------------------------------------------------
