@@ -31,6 +31,7 @@ agent in that batch. Either way the worker goes on serving the others and any ne
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -104,7 +105,8 @@ def _onnx_model(model: str | Path | INFPModel, device: str) -> INFPModel:
     exported = load_onnx_model(cached_export(source), providers=providers)
     # The style encoder is not exported (it runs once per set_style(), not per hop): keep the
     # checkpoint's own, so reference styles work with either backend.
-    exported.style_encoder = source.style_encoder.float().cpu().eval()
+    # (a copy: the caller's model keeps its device and dtype)
+    exported.style_encoder = copy.deepcopy(source.style_encoder).float().cpu().eval()
     return exported
 
 
