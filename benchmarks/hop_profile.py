@@ -50,7 +50,7 @@ def per_step_condition_hop(model, hop) -> None:
         has_prev = torch.tensor([hop.has_prev])
 
         def denoise(x, t):
-            v = model.dit(x, t, feature, prev, hop.style, ones, has_prev, ones)
+            v = model.dit(x, torch.full((1,), t), feature, prev, hop.style, ones, has_prev, ones)
             return sampling.x0_from_v(x, v, t)
 
         model.destandardise(sampling.SAMPLERS[cfg.sampler](denoise, hop.noise, cfg.steps))

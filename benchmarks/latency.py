@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from infp_sdk.audio import load_audio
 from infp_sdk.bench import format_rows, load_backend, looped, machine, run_realtime
@@ -50,8 +49,6 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     own, partner = conversation(args.seconds)
     rows = []
     print(format_rows([]), flush=True)

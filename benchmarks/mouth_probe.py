@@ -31,8 +31,9 @@ from infp_sdk.data.dataset import energy_vad
 from infp_sdk.data.dataset import examples as dataset_examples
 from infp_sdk.data.windows import Session
 from infp_sdk.eval import metrics as M
-from infp_sdk.model.encoder import AudioEncoder, AudioEncoderConfig, pad_lookahead
-from infp_sdk.model.mouth import ARTICULATION_CHANNELS, MouthConfig, MouthHead
+from infp_sdk.model.config import ARTICULATION_CHANNELS, AudioEncoderConfig, MouthConfig
+from infp_sdk.model.encoder import AudioEncoder, pad_lookahead
+from infp_sdk.model.mouth import MouthHead
 from infp_sdk.motion import RIG_BLENDSHAPES, blendshape_index
 
 RESULTS = Path(__file__).parent / "results"

@@ -81,9 +81,7 @@ from infp_sdk._atomic import atomic_path, write_text
 from infp_sdk.audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME, AudioFormatError
 from infp_sdk.bench import machine
 from infp_sdk.model import INFPModel, count_parameters, preset
-from infp_sdk.model.dit import DiTConfig
-from infp_sdk.model.encoder import AudioEncoderConfig
-from infp_sdk.model.style import StyleEncoderConfig
+from infp_sdk.model.config import AudioEncoderConfig, DiTConfig, StyleEncoderConfig
 from infp_sdk.runtime.agent import AgentClosedError
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -480,7 +478,7 @@ class Soak:
                 "name": s.model,
                 "backend": self.engine.backend,
                 "device": str(self.engine.device),
-                "parameters": count_parameters(self.engine.model),
+                "parameters": count_parameters(model) if isinstance(model, INFPModel) else None,
             }
             try:
                 self.join(steady=True)

@@ -4,7 +4,12 @@ Two audio streams in (the agent's own voice and its partner's), conversational h
 it talks while the agent speaks and listens while the partner speaks, with no role flag.
 """
 
-from .model import load_model
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
 from .motion import (
     ARKIT_BLENDSHAPES,
     FPS,
@@ -15,10 +20,26 @@ from .motion import (
     from_arkit_order,
     to_arkit_order,
 )
-from .runtime.agent import Agent
-from .runtime.engine import Engine
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("infp-sdk")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+# Imported on first use: ``import infp_sdk`` stays quick, and loads neither torch nor
+# onnxruntime until a model is needed.
+_LAZY = {
+    "Agent": "runtime.agent",
+    "Engine": "runtime.engine",
+    "load_model": "model.checkpoint",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ARKIT_BLENDSHAPES",

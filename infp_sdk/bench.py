@@ -25,12 +25,12 @@ import resource
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from .audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME, load_audio
-from .model.infp import INFPModel
+from .runtime.backend import HopModel, load_hop_model
 from .runtime.engine import Engine
 
 CHUNK = SAMPLE_RATE // 50  # 20 ms
@@ -53,11 +53,20 @@ def machine() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "onnxruntime": _version("onnxruntime"),
+        "torch": _version("torch"),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def looped(own: np.ndarray, partner: np.ndarray, seconds: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +84,7 @@ def _percentiles(x: np.ndarray) -> dict[str, float]:
 
 
 def run_realtime(
-    model: INFPModel,
+    model: HopModel,
     own: np.ndarray,
     partner: np.ndarray,
     *,
@@ -88,8 +97,9 @@ def run_realtime(
 ) -> dict:
     """Feed ``agents`` agents the same conversation at real-time pace and time their frames.
 
-    ``model`` is a torch model or one loaded by ``load_onnx_model``. ``shared``: all agents on
-    one :class:`Engine` (batched model calls); otherwise one engine, and thread, per agent.
+    ``model`` is a :class:`~infp_sdk.runtime.backend.HopModel` (see :func:`load_backend`).
+    ``shared``: all agents on one :class:`Engine` (batched model calls); otherwise one engine,
+    and thread, per agent.
     ``hop``, ``steps`` (solver steps) and ``cfg_scale`` default to the model's.
     """
     engines = [Engine(model=model)] if shared else [Engine(model=model) for _ in range(agents)]
@@ -193,31 +203,16 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def load_backend(
-    model: str | Path | INFPModel, backend: str, threads: int | None = None
-) -> tuple[INFPModel, str]:
-    """The model for ``backend`` and the backend's name: torch as is, onnxruntime through the
-    export cache, "auto" as the Agent resolves it on the CPU."""
-    from .model.checkpoint import load_model
-    from .runtime.engine import pick_backend
-
-    if backend == "auto":
-        backend = pick_backend(model, torch.device("cpu"))
-    net = model if isinstance(model, INFPModel) else load_model(model)
-    if backend == "torch":
-        return net, backend
-    if backend != "onnxruntime":
-        raise ValueError(f"unknown backend {backend!r}: choose 'auto', 'torch' or 'onnxruntime'")
-    from .runtime.onnx import cached_export, load_onnx_model
-
-    return load_onnx_model(cached_export(net), threads=threads), backend
+def load_backend(model: Any, backend: str, threads: int | None = None) -> tuple[HopModel, str]:
+    """The model for ``backend`` on the CPU and the backend's name ("auto" as the Agent
+    resolves it)."""
+    hop_model = load_hop_model(model, "cpu", backend, threads=threads)
+    return hop_model, hop_model.backend
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     own_path, partner_path = Path(args.own), Path(args.partner)
     for p in (own_path, partner_path):
         if not p.exists():

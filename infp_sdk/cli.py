@@ -15,15 +15,11 @@ from ._atomic import atomic_path
 
 
 def _cmd_motion(args: argparse.Namespace) -> int:
-    import torch
-
     from .audio import SAMPLE_RATE, load_audio
-    from .model import load_model
+    from .runtime.backend import load_hop_model
     from .runtime.generator import generate_motion
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    model = load_hop_model(args.model, args.device, args.backend, threads=args.threads)
     own = load_audio(args.own)
     partner = load_audio(args.partner) if args.partner else None
     started = time.perf_counter()
@@ -51,7 +47,7 @@ def _cmd_motion(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .model.infp import preset
+    from .model.config import preset
     from .train.trainer import TrainConfig, train
 
     model_config = preset(args.preset)
@@ -111,13 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--own", required=True, help="the agent's own voice (WAV, any rate)")
     motion.add_argument("--partner", help="the partner's voice (WAV); silence if omitted")
     motion.add_argument("-o", "--output", required=True, help="output .jsonl path")
-    motion.add_argument("--model", default="default", help="checkpoint path or bundled name")
+    motion.add_argument(
+        "--model", default="default", help="bundled name, checkpoint path or export folder"
+    )
+    motion.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "onnxruntime", "torch"],
+        help="default auto: onnxruntime on the CPU (docs/runtime.md#backends)",
+    )
+    motion.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     motion.add_argument("--seed", type=int, default=0)
     motion.add_argument("--hop", type=int, help="frames generated per step (default: model's)")
     motion.add_argument("--sampler", choices=["ddim", "dpmpp_2m"], help="default: model's")
     motion.add_argument("--steps", type=int, help="solver steps (default: model's)")
     motion.add_argument("--cfg-scale", type=float, help="guidance scale (default: model's)")
-    motion.add_argument("--threads", type=int, help="torch CPU threads")
+    motion.add_argument("--threads", type=int, help="CPU threads (default: the cores available)")
     motion.set_defaults(func=_cmd_motion)
 
     tr = sub.add_parser(

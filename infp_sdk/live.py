@@ -331,6 +331,7 @@ def _make_agent(opts: dict[str, Any]):
             backend=opts["backend"],
             hop=opts["hop"],
             seed=opts["seed"],
+            threads=opts["threads"],
         )
     except NotImplementedError as e:
         raise LiveError(f"--portrait: {e}") from None
@@ -450,15 +451,11 @@ def run_live(
     """Run the live pipeline until ``stop`` is set (or ``duration`` passes); returns 0.
 
     ``running`` is set once setup is over and frames start to flow."""
-    import torch
-
     from .io import ControlServer
     from .io.sinks import PlayoutClock
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     stop = stop or threading.Event()
-    if opts["threads"]:
-        torch.set_num_threads(int(opts["threads"]))
     log(f"live: loading {opts['model']} model" + (" and portrait" if opts["portrait"] else ""))
     agent = _make_agent(opts)
     clock = None if opts["no_pace"] else PlayoutClock()
@@ -614,7 +611,7 @@ def register_cli(sub) -> None:
     add("--device", help="auto | cpu | cuda[:N]")
     add("--hop", type=int, help="frames per model call (lower = less latency, more CPU)")
     add("--seed", type=int)
-    add("--threads", type=int, help="torch CPU threads")
+    add("--threads", type=int, help="CPU threads of the model (default: the cores available)")
     add("--agent", help="agent name, the topic suffix (default: agent)")
     add("--zmq", metavar="ENDPOINT", help="publish motion here, e.g. tcp://127.0.0.1:5555")
     add("--control", metavar="ENDPOINT", help="control socket, e.g. tcp://127.0.0.1:5556")

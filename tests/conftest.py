@@ -15,9 +15,11 @@ from toy_task import make_session  # noqa: E402
 
 from infp_sdk.data.windows import Session, random_batch  # noqa: E402
 from infp_sdk.model import INFPModel, preset  # noqa: E402
-from infp_sdk.model.dit import DiTConfig  # noqa: E402
-from infp_sdk.model.encoder import AudioEncoderConfig  # noqa: E402
-from infp_sdk.model.style import StyleEncoderConfig  # noqa: E402
+from infp_sdk.model.config import (
+    AudioEncoderConfig,  # noqa: E402
+    DiTConfig,  # noqa: E402
+    StyleEncoderConfig,  # noqa: E402
+)
 from infp_sdk.train.stage2 import make_optimizer, train_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

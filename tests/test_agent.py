@@ -229,7 +229,7 @@ def test_a_sample_rate_change_is_an_error_and_the_stream_goes_on(model, audio):
 
 def test_setup_errors_are_clear(model):
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        with pytest.raises(RuntimeError, match="no GPU backend is available"):
             Agent(model=model, device="cuda")
     with pytest.raises(ValueError, match="unknown backend"):
         Agent(model=model, backend="tensorrt")

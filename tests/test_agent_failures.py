@@ -140,7 +140,7 @@ def test_a_failed_model_call_fails_its_batch_and_the_engine_serves_on(model, aud
     own, partner = audio
     with Engine(model=model) as engine:
         first, second = engine.agent(seed=1, hop=5), engine.agent(seed=2, hop=5)
-        monkeypatch.setattr(engine.model, "sample_window", failing_after(0))
+        monkeypatch.setattr(engine.model, "run_hops", failing_after(0))
         with engine.lock:  # queued together, so their first hops are one batch
             for agent in (first, second):
                 agent.push(own=own, partner=partner)

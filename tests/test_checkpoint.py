@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_config
 
 from infp_sdk.model import CheckpointError, INFPModel, load_model, save_model
-from infp_sdk.model.dit import DiTConfig
+from infp_sdk.model.config import DiTConfig
 
 
 @pytest.fixture

@@ -14,15 +14,16 @@ from conftest import random_model, tiny_config
 
 from infp_sdk.audio import SAMPLE_RATE
 from infp_sdk.model import CheckpointError, INFPModel, save_model
-from infp_sdk.runtime.generator import generate_motion
+from infp_sdk.runtime.generator import HopBatch, MotionStream, generate_hops, generate_motion
 from infp_sdk.runtime.onnx import (
     OPSET,
     OnnxDependencyError,
-    OrtMotionDiT,
+    OrtHopModel,
     export_onnx,
     load_onnx_model,
     register_cli,
 )
+from infp_sdk.runtime.torch_backend import TorchHopModel
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -51,17 +52,12 @@ def exported(tmp_path_factory):
     return model, out, load_onnx_model(out, threads=1)
 
 
-def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape
-    return (a - b).abs().max().item()
-
-
 def test_export_writes_checked_files_and_config(exported):
     model, out, _ = exported
     meta = json.loads((out / "config.json").read_text())
     assert meta["opset"] == OPSET
     assert meta["config"] == model.config.model_dump(mode="json")
-    assert set(meta["files"]) == {"encoder.onnx", "guider.onnx", "denoiser.onnx", "mouth.onnx"}
+    assert set(meta["files"]) == {"encode.onnx", "condition.onnx", "velocity.onnx", "style.onnx"}
     assert np.allclose(meta["motion_std"], model.motion_std.numpy())
     assert np.allclose(meta["null_style"], model.dit.null_style.detach().numpy())
     import onnx
@@ -73,65 +69,48 @@ def test_export_writes_checked_files_and_config(exported):
         assert opsets[""] == OPSET
 
 
-def dit_inputs(model, batch: int, frames: int, seed: int) -> tuple[torch.Tensor, ...]:
-    cfg = model.config
-    g = torch.Generator().manual_seed(seed)
-    keep = torch.tensor([1.0, 0.0, 1.0])[:batch]  # a dropped condition in a batch of 2
-    return (
-        torch.randn(batch, frames, cfg.latent_dim, generator=g),
-        torch.rand(batch, generator=g),
-        torch.randn(batch, frames, cfg.encoder.width, generator=g),
-        torch.randn(batch, cfg.dit.prev_frames, cfg.latent_dim, generator=g),
-        torch.randn(batch, cfg.style_dim, generator=g),
-        keep,
-        keep.flip(0),
-        torch.ones(batch),
-    )
+def ready_hops(model, seeds: list[int], hop: int, history: int = 0, **sampling) -> list:
+    """One ready hop per seed, each from its own audio (and, with ``history``, its own past)."""
+    hops = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        stream = MotionStream(model, seed=seed, hop=hop, **sampling)
+        audio = (rng.standard_normal((2, 2 * SAMPLE_RATE)) * 0.2).astype(np.float32)
+        stream.append(audio[0], audio[1])
+        for _ in range(history):
+            stream.accept(*generate_hops(model, [stream.next_hop()])[0])
+        hops.append(stream.next_hop())
+    return hops
 
 
-@pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("frames", [10, 3])
-def test_denoiser_parity(exported, batch, frames):
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("hop", [10, 3, 1])
+@pytest.mark.parametrize("sampling", [{}, {"cfg_scale": 2.0}, {"sampler": "ddim", "steps": 4}])
+def test_a_hop_batch_matches_torch(exported, batch, hop, sampling):
+    """The exported graphs (encode once, the DiT's condition once, one velocity per solver step)
+    give a batch of hops the frames of the torch model."""
     model, _, ort_model = exported
-    args = dit_inputs(model, batch, frames, seed=10 * batch + frames)
-    with torch.no_grad():
-        expected = model.dit(*args)
-    got = ort_model.dit(*args)
-    assert expected.abs().max() > 0.1  # the random output layers make v depend on the inputs
-    assert max_err(got, expected) <= ATOL
+    hops = ready_hops(model, list(range(batch)), hop, history=1, **sampling)
+    args = HopBatch.stack(hops), hops[0].sampling
+    expected = TorchHopModel(model).run_hops(*args)
+    got = ort_model.run_hops(*args)
+    for a, b in zip(got, expected, strict=True):
+        assert a.shape == b.shape and a.dtype == np.float32
+        assert np.abs(a - b).max() <= ATOL
+    assert np.abs(expected[0]).max() > 0.1  # nontrivial frames
 
 
-@pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("frames", [10, 3])
-def test_encoder_and_guider_parity(exported, batch, frames):
+def test_style_and_statistics_come_from_the_export(exported):
     model, _, ort_model = exported
-    cfg = model.config
-    g = torch.Generator().manual_seed(frames)
-    # +1 mel frame: a partial motion frame at the end is dropped by both backends
-    mel_len = (cfg.audio_context + frames + cfg.encoder.lookahead) * 4 + 1
-    mel = torch.randn(2 * batch, mel_len, 80, generator=g) * 3 - 6
-    style = torch.randn(batch, cfg.style_dim, generator=g)
-    with torch.no_grad():
-        audio = model.encoder(mel)
-        feature, speaking = model.guider(audio[:batch], audio[batch:], style)
-    ort_audio = ort_model.encoder(mel)
-    assert ort_audio.shape == (2 * batch, cfg.audio_context + frames, cfg.encoder.width)
-    assert max_err(ort_audio, audio) <= ATOL
-    ort_feature, ort_speaking = ort_model.guider(audio[:batch], audio[batch:], style)
-    assert max_err(ort_feature, feature) <= ATOL
-    assert max_err(ort_speaking, speaking) <= ATOL
-    both = ort_model.encode(mel[:batch], mel[batch:], style)
-    assert max_err(both[0], feature) <= 2 * ATOL
-
-
-def test_null_style_and_buffers_come_from_the_export(exported):
-    model, _, ort_model = exported
-    assert isinstance(ort_model.dit, OrtMotionDiT)
-    assert torch.equal(ort_model.style_vector(None, 2), model.style_vector(None, 2))
-    assert torch.equal(ort_model.motion_mean, model.motion_mean)
-    assert torch.equal(ort_model.motion_std, model.motion_std)
-    with pytest.raises(NotImplementedError, match="torch backend"):
-        ort_model.style_vector(torch.zeros(1, 20, model.config.latent_dim), 1)
+    torch_model = TorchHopModel(model)
+    assert isinstance(ort_model, OrtHopModel) and ort_model.backend == "onnxruntime"
+    np.testing.assert_array_equal(ort_model.style_vector(None), torch_model.style_vector(None))
+    np.testing.assert_allclose(ort_model.motion_std, model.motion_std.numpy())
+    reference = np.random.default_rng(0).standard_normal((30, 62)).astype(np.float32)
+    got, expected = ort_model.style_vector(reference), torch_model.style_vector(reference)
+    assert got.shape == (1, model.config.style_dim)
+    assert np.abs(got - expected).max() <= ATOL
+    assert np.abs(got - ort_model.style_vector(None)).max() > 1e-3
 
 
 @pytest.mark.parametrize("cfg_scale", [None, 2.0])
@@ -145,8 +124,8 @@ def test_generate_motion_matches_torch(exported, cfg_scale):
     expected = generate_motion(model, own, partner, seed=7, cfg_scale=cfg_scale)
     got = generate_motion(ort_model, own, partner, seed=7, cfg_scale=cfg_scale)
     assert got.latents.shape == expected.latents.shape == (52, model.config.latent_dim)
-    assert np.abs(got.latents - expected.latents).max() <= 1e-3
-    assert np.abs(got.speaking - expected.speaking).max() <= 1e-4
+    assert np.abs(got.latents - expected.latents).max() <= ATOL
+    assert np.abs(got.speaking - expected.speaking).max() <= ATOL
     # a different seed moves the frames far more than the backends differ
     other = generate_motion(model, own, partner, seed=8, cfg_scale=cfg_scale)
     assert np.abs(other.latents - expected.latents).max() > 0.05
@@ -167,8 +146,8 @@ def test_a_guider_without_memory_banks_exports_and_matches(tmp_path):
     own = (rng.standard_normal(SAMPLE_RATE) * 0.2).astype(np.float32)
     expected = generate_motion(model, own, None, seed=2)
     got = generate_motion(ort_model, own, None, seed=2)
-    assert np.abs(got.latents - expected.latents).max() <= 1e-3
-    assert np.abs(got.speaking - expected.speaking).max() <= 1e-4
+    assert np.abs(got.latents - expected.latents).max() <= ATOL
+    assert np.abs(got.speaking - expected.speaking).max() <= ATOL
 
 
 @pytest.fixture
@@ -178,17 +157,17 @@ def copy_of(exported, tmp_path):
 
 
 def test_tampered_graph_is_rejected(copy_of):
-    path = copy_of / "denoiser.onnx"
+    path = copy_of / "velocity.onnx"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit in the middle of the weights
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match=r"(?i)denoiser\.onnx.*SHA-256.*re-export"):
+    with pytest.raises(CheckpointError, match=r"(?i)velocity\.onnx.*SHA-256.*re-export"):
         load_onnx_model(copy_of)
 
 
 def test_missing_graph_is_named(copy_of):
-    (copy_of / "guider.onnx").unlink()
-    with pytest.raises(CheckpointError, match=r"guider\.onnx is missing.*infp-sdk export"):
+    (copy_of / "condition.onnx").unlink()
+    with pytest.raises(CheckpointError, match=r"condition\.onnx is missing.*infp-sdk export"):
         load_onnx_model(copy_of)
 
 
@@ -196,7 +175,7 @@ def test_config_that_does_not_match_the_graphs(copy_of):
     meta = json.loads((copy_of / "config.json").read_text())
     meta["config"]["encoder"]["width"] = 32
     (copy_of / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"encoder\.onnx.*different models"):
+    with pytest.raises(CheckpointError, match=r"encode\.onnx.*different models"):
         load_onnx_model(copy_of)
     (copy_of / "config.json").unlink()
     with pytest.raises(CheckpointError, match=r"config\.json does not exist.*infp-sdk export"):
@@ -207,7 +186,7 @@ def test_config_that_does_not_match_the_graphs(copy_of):
 
 def test_missing_onnxruntime_says_what_to_install(copy_of, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
-    with pytest.raises(ImportError, match=r"pip install onnx onnxruntime") as info:
+    with pytest.raises(ImportError, match=r"pip install onnxruntime") as info:
         load_onnx_model(copy_of)
     assert isinstance(info.value, OnnxDependencyError) and "infp-sdk[gpu]" in str(info.value)
 
@@ -221,13 +200,13 @@ def test_export_cli(tmp_path, capsys):
     args = parser.parse_args(["export", "--out", str(out), "--model", str(checkpoint)])
     assert args.func(args) == 0
     printed = capsys.readouterr().out
-    for name in ("encoder.onnx", "guider.onnx", "denoiser.onnx", "config.json"):
+    for name in ("encode.onnx", "condition.onnx", "velocity.onnx", "style.onnx", "config.json"):
         assert (out / name).exists() and name in printed
     loaded = load_onnx_model(out, threads=1)
     assert loaded.config == model.config
-    inputs = dit_inputs(model, 1, 4, seed=0)
-    with torch.no_grad():
-        assert max_err(loaded.dit(*inputs), model.dit(*inputs)) <= ATOL
+    (hop,) = ready_hops(model, [0], 4)
+    args = HopBatch.stack([hop]), hop.sampling
+    assert np.abs(loaded.run_hops(*args)[0] - TorchHopModel(model).run_hops(*args)[0]).max() <= ATOL
 
 
 def test_an_export_is_cached_by_content_and_reused(tmp_path, monkeypatch):
@@ -255,7 +234,7 @@ def test_a_failed_export_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
 
     def half_then_fail(model, out):
         out.mkdir(parents=True)
-        (out / "encoder.onnx").write_bytes(b"half")
+        (out / "encode.onnx").write_bytes(b"half")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(onnx_module, "export_onnx", half_then_fail)
@@ -267,31 +246,21 @@ def test_a_failed_export_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
 def test_auto_backend_runs_checkpoints_in_onnxruntime_and_model_objects_in_torch(
     tmp_path, monkeypatch
 ):
-    import importlib.util
-
     from infp_sdk import Engine
-    from infp_sdk.runtime.engine import pick_backend
+    from infp_sdk.runtime.backend import pick_backend
 
     monkeypatch.setenv("INFP_SDK_CACHE", str(tmp_path / "cache"))
     path = save_model(random_model(), tmp_path / "m.safetensors")
-    cpu = torch.device("cpu")
-    assert pick_backend(str(path), cpu) == "onnxruntime"
-    assert pick_backend(random_model(), cpu) == "torch"
-    assert pick_backend(str(path), torch.device("cuda")) == "torch"
+    assert pick_backend(str(path), "cpu") == "onnxruntime"
+    assert pick_backend("default", "cpu") == "onnxruntime"
+    assert pick_backend(random_model(), "cpu") == "torch"
     with Engine(str(path)) as engine:
         assert engine.backend == "onnxruntime"
         agent = engine.agent()
-        agent.set_style(np.zeros((40, 62), np.float32))  # the checkpoint's style encoder
+        agent.set_style(np.zeros((40, 62), np.float32))  # the exported style encoder
         agent.push(own=np.zeros(16000, np.float32))
         agent.flush(timeout=60)
         assert len(agent.pull()) == 25
     assert len(list((tmp_path / "cache").iterdir())) == 1
     with Engine(random_model()) as engine:
         assert engine.backend == "torch"
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
-    )
-    assert pick_backend(str(path), cpu) == "torch"  # not installed: torch, no error

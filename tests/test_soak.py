@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from infp_sdk import FPS
 from infp_sdk.audio import LogMel
@@ -90,28 +89,18 @@ def test_the_soak_fails_on_a_dropped_repeated_or_mistimed_frame(soak, monkeypatc
     assert failed <= {expected[fault], "frames_complete", "rss_growth"}, soak.summary(result)
 
 
-def test_log_mel_runs_on_a_few_input_lengths_whatever_the_chunks(soak):
-    """What the soak found: LogMel's convolution runs through oneDNN, which keeps a compiled
-    kernel for every input length it meets, so a stream whose appends had ever-new lengths grew
-    resident memory without end in practice (tens of MB in a soak hour, hundreds with long
-    appends). A stream computes its mel on a few fixed lengths, with the same values."""
+def test_a_stream_computes_the_same_log_mel_whatever_the_chunks(soak):
+    """Appends of ever-new lengths (irregular chunks, a worker catching up) give the features of
+    the whole recording. (What the soak once found: the torch front-end kept a compiled kernel
+    per input length, so such a stream grew memory without end; the NumPy one keeps nothing.)"""
     rng = np.random.default_rng(0)
     audio = (rng.standard_normal((2, 16000 * 30)) * 0.1).astype(np.float32)
     stream = MotionStream(soak.small_model())
-    shapes, logmel = set(), stream.logmel
-
-    def recording(wave):
-        shapes.add(tuple(wave.shape))
-        return logmel(wave)
-
-    stream.logmel = recording
     start = 0
     while start < audio.shape[1]:
         n = int(rng.integers(1, 16000)) if start else 16000 * 12  # one long append first
         stream.append(audio[0, start : start + n], audio[1, start : start + n])
         start += n
-    assert len(shapes) <= 8, sorted(shapes)
-    with torch.no_grad():
-        whole = LogMel()(torch.from_numpy(audio))
+    whole = LogMel()(audio)
     assert stream.mel_frames == whole.shape[1]
-    torch.testing.assert_close(stream._mel, whole, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(stream._mel, whole, rtol=0, atol=1e-5)

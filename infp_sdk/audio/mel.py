@@ -1,4 +1,4 @@
-"""Causal log-mel front end, exportable to ONNX.
+"""Causal log-mel front end in NumPy.
 
 The front end is the single source of truth for the audio clock. Everything downstream (the model,
 the runtime, the streaming buffers) imports these constants instead of restating them.
@@ -26,8 +26,6 @@ import math
 import threading
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from infp_sdk.motion import FPS
 
@@ -106,64 +104,49 @@ def mel_filterbank(
     return weights
 
 
-def _dft_basis() -> tuple[np.ndarray, np.ndarray]:
-    """Windowed real/imag DFT kernels, each ``[n_freqs, 1, WIN_LENGTH]``.
+class LogMel:
+    """Causal log-mel spectrogram in NumPy: ``[B, S]`` float32 16 kHz -> ``[B, S // 160, 80]``.
 
-    Zero-padding the window to N_FFT only changes the frequency grid, so the kernels need just the
-    WIN_LENGTH non-zero taps.
-    """
-    n = np.arange(WIN_LENGTH)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / WIN_LENGTH)  # periodic Hann
-    # Integer phase index mod N_FFT keeps the angles exact for large k * n.
-    angle = 2.0 * np.pi * ((np.arange(_N_FREQS)[:, None] * n[None, :]) % N_FFT) / N_FFT
-    real = window * np.cos(angle)
-    imag = -window * np.sin(angle)
-    return real[:, None, :], imag[:, None, :]
-
-
-class LogMel(nn.Module):
-    """Causal log-mel spectrogram: ``[B, S]`` float32 16 kHz -> ``[B, S // 160, 80]``.
-
-    The STFT is a strided ``conv1d`` against fixed DFT kernels (not ``torch.stft``) so the module
-    exports to ONNX opset 17 with dynamic batch and length. See the module docstring for the exact
-    framing and feature definition.
+    Frames are strided views of the left-padded signal; each is windowed, zero-padded to
+    ``N_FFT`` by the real FFT, and its power spectrum goes through the mel filterbank. See the
+    module docstring for the exact framing and feature definition. No torch: training, the
+    offline tools and the streaming runtime all compute the features here, so they cannot
+    drift apart.
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        real, imag = _dft_basis()
-        basis = np.concatenate([real, imag], axis=0)
-        self.register_buffer("basis", torch.from_numpy(basis.astype(np.float32)))
-        fb = mel_filterbank()
-        self.register_buffer("mel_fb", torch.from_numpy(fb.T.astype(np.float32).copy()))
+        n = np.arange(WIN_LENGTH)
+        self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / WIN_LENGTH)).astype(np.float32)
+        self.mel_fb = mel_filterbank().T.astype(np.float32).copy()  # (n_freqs, N_MELS)
 
-    def forward(self, wave: Tensor) -> Tensor:
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
         """Return log-mel features ``[B, S // HOP_LENGTH, N_MELS]`` for ``wave`` ``[B, S]``."""
-        # The extra HOP_LENGTH of right padding guarantees at least one conv output even for
-        # S < HOP_LENGTH (no data-dependent branch, so ONNX stays dynamic); that frame, which
-        # would read the padding, is dropped below.
-        x = nn.functional.pad(wave, (_LEFT_PAD, HOP_LENGTH)).unsqueeze(1)
-        spec = nn.functional.conv1d(x, self.basis, stride=HOP_LENGTH)[:, :, :-1]
-        real, imag = spec[:, :_N_FREQS], spec[:, _N_FREQS:]
-        power = (real * real + imag * imag).transpose(1, 2)
-        mel = torch.matmul(power, self.mel_fb)
-        return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+        wave = np.asarray(wave, dtype=np.float32)
+        batch, samples = wave.shape
+        count = samples // HOP_LENGTH
+        if count == 0:
+            return np.zeros((batch, 0, N_MELS), np.float32)
+        padded = np.pad(wave, ((0, 0), (_LEFT_PAD, 0)))
+        frames = np.lib.stride_tricks.sliding_window_view(padded, WIN_LENGTH, axis=1)
+        frames = frames[:, : count * HOP_LENGTH : HOP_LENGTH] * self.window  # (B, count, WIN)
+        spectrum = np.fft.rfft(frames, n=N_FFT, axis=-1)  # periodic Hann, zero-padded to N_FFT
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        return np.log(np.maximum(power @ self.mel_fb, np.float32(LOG_FLOOR)))
 
 
-_SHARED: dict[str, LogMel] = {}
+_SHARED: list[LogMel] = []
 _SHARED_LOCK = threading.Lock()
 
 
 def _shared_log_mel() -> LogMel:
     with _SHARED_LOCK:
-        module = _SHARED.get("cpu")
-        if module is None:
-            module = _SHARED["cpu"] = LogMel().eval()
-        return module
+        if not _SHARED:
+            _SHARED.append(LogMel())
+        return _SHARED[0]
 
 
 def log_mel(audio_16k: np.ndarray) -> np.ndarray:
-    """Log-mel features ``[S // 160, 80]`` float32 of mono 16 kHz audio (NumPy convenience).
+    """Log-mel features ``[S // 160, 80]`` float32 of mono 16 kHz audio.
 
     Convert arbitrary input with :func:`infp_sdk.audio.to_mono_16k` first.
     """
@@ -175,9 +158,7 @@ def log_mel(audio_16k: np.ndarray) -> np.ndarray:
             f"log_mel expects 1-D mono 16 kHz audio, got shape {wave.shape}: "
             "convert it with to_mono_16k(audio, sample_rate) first"
         )
-    with torch.no_grad():
-        out = _shared_log_mel()(torch.from_numpy(np.ascontiguousarray(wave))[None])
-    return out[0].numpy()
+    return _shared_log_mel()(wave[None])[0]
 
 
 def motion_frames(n_samples: int) -> int:
@@ -185,7 +166,7 @@ def motion_frames(n_samples: int) -> int:
     return int(n_samples) // SAMPLES_PER_MOTION_FRAME
 
 
-def mel_to_motion_frames(mel: Tensor) -> Tensor:
+def mel_to_motion_frames(mel: np.ndarray) -> np.ndarray:
     """Stack each group of 4 mel frames: ``[B, T, 80] -> [B, T // 4, 4 * 80]``.
 
     Row ``m`` is mel frames ``4m, 4m+1, 4m+2, 4m+3`` concatenated in time order; a trailing partial

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from ..audio import MEL_FRAMES_PER_MOTION_FRAME, LogMel
-from ..model.encoder import LOG_MEL_FLOOR
-from ..model.infp import INFPConfig
+from ..model.config import LOG_MEL_FLOOR, INFPConfig
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Session:
         """Build from 16 kHz mono audio of both channels and (T, D) motion latents."""
         n = max(len(own), len(partner))
         audio = np.stack([np.pad(own, (0, n - len(own))), np.pad(partner, (0, n - len(partner)))])
-        mel = LogMel()(torch.from_numpy(audio.astype(np.float32)))
+        mel = torch.from_numpy(LogMel()(audio.astype(np.float32)))
         frames = min(len(motion), mel.shape[1] // MEL_FRAMES_PER_MOTION_FRAME)
         k = frames * MEL_FRAMES_PER_MOTION_FRAME
         return cls(

@@ -25,8 +25,8 @@ import numpy as np
 from .._atomic import atomic_path, write_text
 from ..audio import SAMPLE_RATE
 from ..data.dataset import SPLITS, energy_vad, list_sessions, read_session
-from ..model.infp import INFPModel
 from ..motion import FPS, RIG_DIM, blendshape_index, latent_to_rig, rig_to_latent
+from ..runtime.backend import HopModel, is_torch_model
 from . import metrics as M
 
 TEACHER = "teacher"
@@ -174,7 +174,7 @@ def _fit_length(x: np.ndarray, frames: int) -> np.ndarray:
 
 
 def predict(
-    model: INFPModel,
+    model: Any,
     example: EvalExample,
     seed: int = 0,
     hop: int | None = None,
@@ -285,11 +285,12 @@ def _resolve_models(models: Mapping[str, Any]) -> dict[str, Any]:
             from ..model.checkpoint import load_model
 
             resolved[name] = load_model(model)
-        elif isinstance(model, INFPModel):
+        elif isinstance(model, HopModel) or is_torch_model(model):
             resolved[name] = model
         else:
             raise TypeError(
-                f"model {name!r} must be an INFPModel, a checkpoint path, 'teacher' or 'static'; "
+                f"model {name!r} must be a model (an INFPModel or one from load_hop_model), a "
+                "checkpoint path, 'teacher' or 'static'; "
                 f"got {type(model).__name__}"
             )
     values = [v for v in resolved.values() if isinstance(v, str)]
@@ -302,7 +303,7 @@ def _resolve_models(models: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(
-    models: Mapping[str, INFPModel | str | Path],
+    models: Mapping[str, Any],
     root: str | Path,
     split: str = "test",
     max_sessions: int | None = None,
@@ -317,9 +318,10 @@ def evaluate(
     """Score models on a dataset split against the teacher motion.
 
     Args:
-        models: Row name -> an :class:`INFPModel`, a checkpoint path, ``"teacher"`` (the ground
-            truth itself) or ``"static"`` (the mean training motion, constant, with speaking =
-            the share of own speech in training). Teacher and static rows are added when absent.
+        models: Row name -> a model (an ``INFPModel`` or a ``HopModel``), a checkpoint path,
+            ``"teacher"`` (the ground truth itself) or ``"static"`` (the mean training motion,
+            constant, with speaking = the share of own speech in training). Teacher and static
+            rows are added when absent.
         root: Dataset folder (``docs/dataset.md``).
         split: ``train``, ``val`` or ``test``.
         max_sessions: Use only the first N sessions of the split (each gives one example per
@@ -369,7 +371,7 @@ def evaluate(
             preds = [predict(model, ex, seed, hop, steps, cfg_scale) for ex in examples]
         elapsed = time.perf_counter() - started
         row = score(preds, examples, centers_pose, centers_expr, loudness, beats)
-        if isinstance(model, INFPModel):
+        if not isinstance(model, str):
             row["seconds"] = elapsed
             row["rtf"] = elapsed / max(total_seconds, 1e-9)
             first[name] = preds[0]
@@ -652,12 +654,7 @@ def plot_session(
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from ..bench import load_backend
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     def load_model(path: str):
         return load_backend(path, args.backend, args.threads)[0]
@@ -717,7 +714,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--sessions", type=int, help="use only the first N sessions")
     parser.add_argument("--out", default="eval", help="output folder (default: ./eval)")
     parser.add_argument("--seed", type=int, default=0, help="noise and k-means seed")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, help="CPU threads of the model")
     parser.add_argument(
         "--backend",
         choices=["torch", "onnxruntime"],

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .._atomic import atomic_path
+from .errors import CheckpointError
 from .infp import INFPConfig, INFPModel
 
 FORMAT_VERSION = "1"
@@ -24,10 +25,6 @@ MAX_HEADER_BYTES = 4 * 1024 * 1024
 before anything else is checked, so its size is bounded first."""
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded safely, with the reason and the fix."""
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:

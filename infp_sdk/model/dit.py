@@ -21,23 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from .config import DiTConfig
 from .layers import Attention, Mlp, distance_bias, init_slopes, modulate, sinusoidal_embedding
-
-
-class DiTConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    width: int = Field(192, ge=8)
-    depth: int = Field(4, ge=1)
-    heads: int = Field(4, ge=1)
-    mlp_ratio: float = Field(4.0, gt=0)
-    prev_frames: int = Field(
-        10, ge=0, description="previous latents used as the continuity condition"
-    )
-    temporal_radius: int = Field(4, ge=1, description="frames each side seen by temporal attention")
 
 
 class DiTBlock(nn.Module):

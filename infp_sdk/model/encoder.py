@@ -9,30 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-# Log-mel values are natural logs of power; speech sits around -8..+4, digital silence at the
-# floor. Clamping the floor keeps exact zeros (synthetic audio) and quiet rooms alike.
-LOG_MEL_FLOOR = -16.0
-LOG_MEL_CENTER = -6.0
-LOG_MEL_SPREAD = 6.0
-
-
-class AudioEncoderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    n_mels: int = 80
-    mel_per_frame: int = 4
-    width: int = Field(128, ge=8)
-    layers: int = Field(4, ge=1)
-    kernel: int = Field(5, ge=1)
-    lookahead: int = Field(2, ge=0, description="motion frames of future audio each frame sees")
-
-    @property
-    def receptive_field(self) -> int:
-        """Motion frames of past audio that reach one output frame."""
-        return self.layers * (self.kernel - 1)
+from .config import LOG_MEL_CENTER, LOG_MEL_FLOOR, LOG_MEL_SPREAD, AudioEncoderConfig
 
 
 class CausalConvBlock(nn.Module):

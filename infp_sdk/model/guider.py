@@ -14,23 +14,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from .config import GuiderConfig
 from .layers import Mlp
-
-
-class GuiderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    bank_size: int = Field(64, ge=1, description="K, embeddings per bank")
-    heads: int = Field(4, ge=1)
-    memory_banks: bool = Field(
-        True,
-        description="False: no M_v/M_nv (the paper's ablation): the two audio features are "
-        "projected and summed directly, and speaking comes from a linear read-out. On our "
-        "synthetic conversations this measured better (see the default model's card)",
-    )
 
 
 class InteractiveMotionGuider(nn.Module):

@@ -7,121 +7,17 @@ streams -> interactive motion feature and speaking), `loss` (one training batch)
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from ..motion import RIG_DIM
 from . import sampling
-from .dit import DiTConfig, MotionDiT
-from .encoder import AudioEncoder, AudioEncoderConfig
-from .guider import GuiderConfig, InteractiveMotionGuider
-from .mouth import MouthConfig, MouthHead, rig_indices
-from .style import StyleEncoder, StyleEncoderConfig
-
-CONFIG_VERSION = 1
-
-
-class INFPConfig(BaseModel):
-    """Everything needed to rebuild the stage-2 networks; saved next to the weights."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: int = CONFIG_VERSION
-    preset: str = "realtime"
-    latent_dim: int = Field(RIG_DIM, ge=1, description="D, the size of one motion latent")
-    style_dim: int = Field(64, ge=1)
-    encoder: AudioEncoderConfig = AudioEncoderConfig()
-    guider: GuiderConfig = GuiderConfig()
-    style: StyleEncoderConfig = StyleEncoderConfig()
-    dit: DiTConfig = DiTConfig()
-    mouth: MouthConfig | None = Field(
-        None,
-        description="a deterministic articulation head on the own audio beside the DiT "
-        "(model/mouth.py); None: the DiT samples the mouth too",
-    )
-    window: int = Field(10, ge=1, description="frames per training window")
-    audio_context: int = Field(
-        16, ge=0, description="frames of past audio fed to the encoder before each window"
-    )
-    # streaming and sampling defaults
-    hop: int | None = Field(
-        None,
-        ge=1,
-        description="frames per model call when streaming (Agent, Engine, live); smaller is "
-        "lower latency for more calls per second; None: the window",
-    )
-    sampler: Literal["ddim", "dpmpp_2m"] = "dpmpp_2m"
-    steps: int = Field(6, ge=1)
-    cfg_scale: float = Field(1.0, ge=0.0)
-    # condition dropout for classifier-free guidance (the paper's scheme)
-    p_drop_style: float = Field(0.3, ge=0.0, le=1.0)
-    p_drop_feature: float = Field(0.5, ge=0.0, le=1.0)
-    p_drop_prev: float = Field(0.5, ge=0.0, le=1.0)
-    speaking_loss_weight: float = Field(0.1, ge=0.0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_motion_space(cls, data: Any) -> Any:
-        # Configs saved before 0.2 name their motion space; only the rig one ever existed.
-        if isinstance(data, dict) and "motion_space" in data:
-            data = dict(data)
-            if data.pop("motion_space") != "rig":
-                raise ValueError(
-                    "this checkpoint uses a learned motion space, which this infp-sdk cannot "
-                    "render or stream: use a rig-space model (the default)"
-                )
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> INFPConfig:
-        if self.version > CONFIG_VERSION:
-            raise ValueError(
-                f"config version {self.version} is newer than this infp-sdk understands "
-                f"({CONFIG_VERSION}): upgrade infp-sdk"
-            )
-        if self.mouth is not None and self.latent_dim != RIG_DIM:
-            raise ValueError(
-                f"the mouth head writes rig channels, but latent_dim is {self.latent_dim}, not the "
-                f"rig's {RIG_DIM}: set mouth=None for another motion space"
-            )
-        return self
-
-
-def preset(name: str, **overrides) -> INFPConfig:
-    """A named configuration: ``paper`` (width 512, DDIM 20 steps) or ``realtime`` (live use on
-    a CPU: 1 frame of look-ahead, hop 1, DPM-Solver++ 3 steps)."""
-    if name == "paper":
-        cfg = INFPConfig(
-            preset="paper",
-            encoder=AudioEncoderConfig(width=512, layers=4, kernel=5, lookahead=2),
-            guider=GuiderConfig(bank_size=64, heads=8),
-            style=StyleEncoderConfig(width=256),
-            style_dim=128,
-            dit=DiTConfig(width=512, depth=4, heads=8),
-            window=25,
-            sampler="ddim",
-            steps=20,
-            cfg_scale=1.5,
-        )
-    elif name == "realtime":
-        # Live use on a CPU: one frame of look-ahead and one frame per model call keep a
-        # viewer's mouth-to-face latency under 100 ms; the articulation head carries the mouth,
-        # so the sampler needs only a few steps for the rest of the face (docs/runtime.md#latency).
-        cfg = INFPConfig(
-            preset="realtime",
-            encoder=AudioEncoderConfig(lookahead=1),
-            guider=GuiderConfig(memory_banks=False),
-            mouth=MouthConfig(),
-            hop=1,
-            steps=3,
-        )
-    else:
-        raise ValueError(f"unknown preset {name!r}: choose 'paper' or 'realtime'")
-    return cfg.model_copy(update=overrides) if overrides else cfg
+from .config import INFPConfig, rig_indices
+from .dit import MotionDiT
+from .encoder import AudioEncoder
+from .guider import InteractiveMotionGuider
+from .mouth import MouthHead
+from .style import StyleEncoder
 
 
 class INFPModel(nn.Module):
@@ -261,8 +157,8 @@ class INFPModel(nn.Module):
         if cfg_scale == 1.0:
             condition = self.dit.condition(feature, prev, style, ones, keep_prev, ones)
 
-            def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                v = self.dit.velocity(x, t, condition)
+            def denoise(x: torch.Tensor, t: float) -> torch.Tensor:
+                v = self.dit.velocity(x, x.new_full((b,), t), condition)
                 return sampling.x0_from_v(x, v, t)
 
             return denoise
@@ -277,8 +173,8 @@ class INFPModel(nn.Module):
             torch.cat([ones, zeros]),
         )
 
-        def denoise_guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            v = self.dit.velocity(torch.cat([x, x]), torch.cat([t, t]), both)
+        def denoise_guided(x: torch.Tensor, t: float) -> torch.Tensor:
+            v = self.dit.velocity(torch.cat([x, x]), x.new_full((2 * b,), t), both)
             v = sampling.guided(v[:b], v[b:], cfg_scale)
             return sampling.x0_from_v(x, v, t)
 

@@ -14,47 +14,9 @@ also listening gestures (pressed lips while thinking) and stay with the DiT.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from ..motion import RIG_BLENDSHAPES, blendshape_index
-
-ARTICULATION_CHANNELS: tuple[str, ...] = (
-    "jawOpen",
-    "jawForward",
-    "mouthClose",
-    "mouthFunnel",
-    "mouthPucker",
-    "mouthStretchLeft",
-    "mouthStretchRight",
-    "mouthRollUpper",
-    "mouthShrugUpper",
-    "mouthLowerDownLeft",
-    "mouthLowerDownRight",
-    "mouthUpperUpLeft",
-    "mouthUpperUpRight",
-    "tongueOut",
-)
-
-
-class MouthConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channels: tuple[str, ...] = ARTICULATION_CHANNELS
-    hidden: int = Field(256, ge=8)
-    loss_weight: float = Field(1.0, ge=0.0, description="weight of the regression loss")
-
-    @field_validator("channels")
-    @classmethod
-    def _known(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
-        for name in channels:
-            blendshape_index(name)  # raises with the valid names on a typo
-        return channels
-
-
-def rig_indices(config: MouthConfig) -> list[int]:
-    """Positions of the head's channels in the rig latent."""
-    return [RIG_BLENDSHAPES.start + blendshape_index(name) for name in config.channels]
+from .config import MouthConfig
 
 
 class MouthHead(nn.Module):

@@ -10,48 +10,54 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from itertools import pairwise
+from typing import Any, TypeVar
 
-import torch
-
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t (B,)) -> x0_hat
+# The samplers are plain arithmetic on arrays, so one implementation serves torch tensors (the
+# torch backend, CUDA graphs, training's evaluation) and NumPy arrays (the onnxruntime backend).
+Array = TypeVar("Array")
+Denoiser = Callable[[Any, float], Any]  # (x_t (B, ...), t) -> x0_hat, t the same for the batch
 
 T_MAX = 0.999  # alpha(1) = 0 makes log-SNR infinite; stop just short of it
 
 
-def alpha_sigma(t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor] | tuple[float, float]:
-    """(alpha, sigma) at time ``t``: a tensor, or a float for the samplers' host-side schedule."""
+def alpha_sigma(t: Any) -> tuple[Any, Any]:
+    """(alpha, sigma) at time ``t``: a float (the samplers' host-side schedule) or a tensor."""
     angle = t * (math.pi / 2)
-    if isinstance(angle, torch.Tensor):
-        return torch.cos(angle), torch.sin(angle)
-    return math.cos(angle), math.sin(angle)
+    if isinstance(angle, (int, float)):
+        return math.cos(angle), math.sin(angle)
+    return angle.cos(), angle.sin()
 
 
-def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """x_t for x0 (B, ...) at times t (B,)."""
+def add_noise(x0: Any, noise: Any, t: Any) -> Any:
+    """x_t for x0 (B, ...) at times t (B,) (tensors)."""
     alpha, sigma = _expand(alpha_sigma(t), x0)
     return alpha * x0 + sigma * noise
 
 
-def v_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def v_target(x0: Any, noise: Any, t: Any) -> Any:
     alpha, sigma = _expand(alpha_sigma(t), x0)
     return alpha * noise - sigma * x0
 
 
-def x0_from_v(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    alpha, sigma = _expand(alpha_sigma(t), x_t)
+def x0_from_v(x_t: Array, v: Array, t: Any) -> Array:
+    """x0 from the predicted v; ``t`` a float (sampling) or a tensor (B,)."""
+    if isinstance(t, (int, float)):
+        alpha, sigma = alpha_sigma(t)
+    else:
+        alpha, sigma = _expand(alpha_sigma(t), x_t)
     return alpha * x_t - sigma * v
 
 
-def _expand(pair: tuple[torch.Tensor, torch.Tensor], like: torch.Tensor):
+def _expand(pair: tuple[Any, Any], like: Any) -> tuple[Any, Any]:
     shape = (-1,) + (1,) * (like.dim() - 1)
     return pair[0].view(shape), pair[1].view(shape)
 
 
-def time_grid(steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
+def time_grid(steps: int) -> list[float]:
     """steps + 1 times from T_MAX down to 0."""
     if steps < 1:
         raise ValueError(f"sampling needs at least 1 step, got {steps}")
-    return torch.linspace(T_MAX, 0.0, steps + 1, device=device)
+    return [T_MAX * (1 - i / steps) for i in range(steps + 1)]
 
 
 def _half_log_snr(t: float) -> float:
@@ -63,13 +69,11 @@ def _half_log_snr(t: float) -> float:
 # to answer a question about a tensor, so the whole loop can be captured as one CUDA graph.
 
 
-def sample_ddim(denoise: Denoiser, noise: torch.Tensor, steps: int = 20) -> torch.Tensor:
+def sample_ddim(denoise: Denoiser, noise: Array, steps: int = 20) -> Array:
     """Deterministic DDIM (eta = 0) from pure noise to x0."""
-    times = time_grid(steps).tolist()
     x = noise
-    b = x.shape[0]
-    for t, s in pairwise(times):
-        x0 = denoise(x, noise.new_full((b,), t))
+    for t, s in pairwise(time_grid(steps)):
+        x0 = denoise(x, t)
         alpha_t, sigma_t = alpha_sigma(t)
         alpha_s, sigma_s = alpha_sigma(s)
         eps = (x - alpha_t * x0) / sigma_t
@@ -77,15 +81,13 @@ def sample_ddim(denoise: Denoiser, noise: torch.Tensor, steps: int = 20) -> torc
     return x
 
 
-def sample_dpmpp_2m(denoise: Denoiser, noise: torch.Tensor, steps: int = 6) -> torch.Tensor:
+def sample_dpmpp_2m(denoise: Denoiser, noise: Array, steps: int = 6) -> Array:
     """DPM-Solver++(2M): a second-order multistep solver, good in 5-10 steps (for the CPU)."""
-    times = time_grid(steps).tolist()
     x = noise
-    b = x.shape[0]
     x0_prev = None
     h_prev = 0.0
-    for t, s in pairwise(times):
-        x0 = denoise(x, noise.new_full((b,), t))
+    for t, s in pairwise(time_grid(steps)):
+        x0 = denoise(x, t)
         if s <= 0:  # last step lands on the data
             return x0
         alpha_s, sigma_s = alpha_sigma(s)
@@ -101,12 +103,12 @@ def sample_dpmpp_2m(denoise: Denoiser, noise: torch.Tensor, steps: int = 6) -> t
     return x
 
 
-SAMPLERS: dict[str, Callable[[Denoiser, torch.Tensor, int], torch.Tensor]] = {
+SAMPLERS: dict[str, Callable[[Denoiser, Any, int], Any]] = {
     "ddim": sample_ddim,
     "dpmpp_2m": sample_dpmpp_2m,
 }
 
 
-def guided(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+def guided(cond: Array, uncond: Array, scale: float) -> Array:
     """Classifier-free guidance: uncond + scale * (cond - uncond); scale 1 is the conditional."""
     return uncond + scale * (cond - uncond)

@@ -8,16 +8,10 @@ both take the resulting vector. Mean and spread over time make it independent of
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from .config import StyleEncoderConfig
 from .layers import Mlp
-
-
-class StyleEncoderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    width: int = Field(128, ge=8)
 
 
 class StyleEncoder(nn.Module):

@@ -26,13 +26,12 @@ import itertools
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from ..audio import SAMPLE_RATE
 from ..audio.stream import DuplexInput
-from ..model.infp import INFPModel
 from ..motion import Frame
 from ..shutdown import EXIT_JOIN_TIMEOUT_S
 from .engine import RENDERING, SERVING, Engine, Work
@@ -83,12 +82,13 @@ class Agent:
             renderer from :func:`infp_sdk.face.load_portrait` (for another size or crop): every
             frame's ``image`` is then the portrait rendered with its motion (uint8 RGB, 512x512
             by default). None (the default) is motion only.
-        model: "default" (the bundled model), a checkpoint path, an ``INFPModel``, or (for the
-            onnxruntime backend) a folder written by ``infp-sdk export``.
+        model: "default" (the bundled model), a checkpoint path, a folder written by
+            ``infp-sdk export``, or an ``INFPModel``.
         device: "auto", "cpu" or "cuda[:N]".
-        backend: "auto" (the default: onnxruntime for a checkpoint on the CPU when onnxruntime
-            and onnx are installed, else torch), "torch", or "onnxruntime" (the exported networks in
-            onnxruntime; a model that is not an export folder is exported once and cached).
+        backend: "auto" (the default: onnxruntime on the CPU, from the graphs shipped with the
+            bundled model, or a checkpoint exported once and cached; torch for an ``INFPModel``
+            and on a GPU when torch has CUDA), "torch" or "onnxruntime". The torch backend needs
+            the ``torch`` extra; the default needs neither torch nor an export.
         engine: serve this agent from a shared :class:`~infp_sdk.Engine` (its model, device
             and backend; ``model``, ``device`` and ``backend`` are then ignored). By default
             the agent has an engine of its own.
@@ -97,6 +97,8 @@ class Agent:
         seed: noise seed; the same audio and seed give the same frames.
         sampler, steps, cfg_scale: override the model's sampling defaults.
         name: what errors and logs call this agent (default "agent-N", numbered in order).
+        threads: CPU threads of the model when the agent has its own engine (default: the cores
+            this process may use).
 
     An agent left open when the interpreter exits is stopped with its engine, so forgetting
     :meth:`close` never crashes the process.
@@ -105,7 +107,7 @@ class Agent:
     def __init__(
         self,
         portrait=None,
-        model: str | Path | INFPModel = "default",
+        model: str | Path | Any = "default",
         device: str = "auto",
         backend: str = "auto",
         *,
@@ -116,11 +118,12 @@ class Agent:
         steps: int | None = None,
         cfg_scale: float | None = None,
         name: str | None = None,
+        threads: int | None = None,
     ):
         self.name = name or f"agent-{next(_agent_numbers)}"
         self.renderer = _renderer(portrait)
         self._owns_engine = engine is None
-        self.engine = Engine(model, device, backend) if engine is None else engine
+        self.engine = Engine(model, device, backend, threads=threads) if engine is None else engine
         self.model = self.engine.model
         self.device = self.engine.device
         try:
@@ -251,15 +254,13 @@ class Agent:
     def set_style(self, reference: np.ndarray | None = None) -> None:
         """Speak and listen in the manner of ``reference`` motion latents (T, D); None = default."""
         if reference is not None:
-            ref = torch.as_tensor(np.asarray(reference, np.float32))
-            if ref.ndim != 2 or ref.shape[1] != self.model.config.latent_dim:
+            reference = np.asarray(reference, np.float32)
+            if reference.ndim != 2 or reference.shape[1] != self.model.config.latent_dim:
                 raise ValueError(
                     f"style reference must be motion latents of shape (frames, "
-                    f"{self.model.config.latent_dim}), got {tuple(ref.shape)}"
+                    f"{self.model.config.latent_dim}), got {tuple(reference.shape)}"
                 )
-            ref = ref.unsqueeze(0).to(self.device)
-        with torch.no_grad():
-            style = self.model.style_vector(ref if reference is not None else None, 1)
+        style = self.model.style_vector(reference)
         with self._condition:
             self._condition.wait_for(lambda: not self._busy)
             self._stream.style = style

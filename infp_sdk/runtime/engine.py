@@ -10,9 +10,10 @@ that became computable (:func:`~infp_sdk.runtime.generator.hop_batches`, the sam
 :class:`~infp_sdk.runtime.generator.MotionStream` runs alone). Hops of the same length and
 sampling settings from different agents run as one batch: one encoder call and one sampler call
 (so one denoiser forward per solver step) for all of them. Frames are handed to each agent as
-soon as its batch finishes. Agents join and leave at any time. On a CUDA device the batches run
-as captured CUDA graphs (:mod:`.graphs`). A standalone ``Agent()`` owns a private engine with
-itself as the only agent.
+soon as its batch finishes. Agents join and leave at any time. The model is a
+:class:`~infp_sdk.runtime.backend.HopModel`: onnxruntime (no torch) or torch, which replays
+captured CUDA graphs on a GPU. A standalone ``Agent()`` owns a private engine with itself as the
+only agent.
 
 The engine and the agents it serves meet through a narrow protocol, and use nothing else of each
 other. The engine offers :attr:`Engine.lock`, :meth:`Engine.wake`, :meth:`Engine.register` and
@@ -31,22 +32,17 @@ agent in that batch. Either way the worker goes on serving the others and any ne
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
-from ..model.checkpoint import load_model
-from ..model.infp import INFPModel
-from ..motion import RIG_DIM
 from ..shutdown import EXIT_JOIN_TIMEOUT_S, stop_at_exit
+from .backend import HopModel, load_hop_model
 from .generator import MotionStream, generate_hops, hop_batches
-from .graphs import HopGraphs
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -62,66 +58,6 @@ SERVING = "being served by its engine"
 
 # How long close() waits for the worker to finish the batch it is running.
 CLOSE_JOIN_TIMEOUT_S = EXIT_JOIN_TIMEOUT_S
-
-
-def pick_device(device: str) -> torch.device:
-    """``"auto"``, ``"cpu"`` or ``"cuda[:N]"`` -> a torch device, with a clear error for CUDA."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} was asked for but torch sees no CUDA GPU (torch "
-            f"{torch.__version__}); use device='cpu' or 'auto', or install a CUDA build of torch"
-        )
-    return torch.device(device)
-
-
-def require_rig_motion(model: INFPModel) -> None:
-    """Raise ValueError unless ``model`` generates rig vectors, the only latents the runtime
-    turns into frames (a model in another motion space would fail at its first frame)."""
-    latent_dim = model.config.latent_dim
-    if latent_dim != RIG_DIM:
-        raise ValueError(
-            f"this model generates {latent_dim}-value motion latents, but the runtime turns "
-            f"each latent into a Frame through the rig ({RIG_DIM} values: head 6, gaze 4, "
-            f"ARKit blendshapes 52), so an Agent or Engine cannot serve it. Use a checkpoint "
-            f"trained in the rig motion space (latent_dim={RIG_DIM}), such as the bundled "
-            f"'default'."
-        )
-
-
-def _onnx_model(model: str | Path | INFPModel, device: str) -> INFPModel:
-    from .onnx import cached_export, load_onnx_model
-
-    providers = {
-        "auto": None,
-        "cpu": ["CPUExecutionProvider"],
-    }.get(device, ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    folder = Path(model) if isinstance(model, (str, Path)) else None
-    if folder is not None and folder.is_dir() and (folder / "config.json").exists():
-        return load_onnx_model(folder, providers=providers)
-    source = model if isinstance(model, INFPModel) else load_model(model)
-    require_rig_motion(source)  # before spending an export on it
-    exported = load_onnx_model(cached_export(source), providers=providers)
-    # The style encoder is not exported (it runs once per set_style(), not per hop): keep the
-    # checkpoint's own, so reference styles work with either backend.
-    # (a copy: the caller's model keeps its device and dtype)
-    exported.style_encoder = copy.deepcopy(source.style_encoder).float().cpu().eval()
-    return exported
-
-
-def pick_backend(model: str | Path | INFPModel, device: torch.device) -> str:
-    """What ``backend="auto"`` runs: "onnxruntime" for a checkpoint (a bundled name or a path)
-    on the CPU when onnxruntime and onnx are installed, since its hops cost less CPU time and
-    latency than torch's at the small hops of live use (docs/runtime.md); else "torch". On a GPU
-    torch replays CUDA graphs, and a model object in memory (one being trained or evaluated)
-    stays in torch, where its outputs match the offline tools exactly."""
-    if device.type != "cpu" or isinstance(model, INFPModel):
-        return "torch"
-    import importlib.util
-
-    have = all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
-    return "onnxruntime" if have else "torch"
 
 
 @dataclass
@@ -188,14 +124,17 @@ class Engine:
     """Serves any number of :class:`~infp_sdk.Agent` s from one model and one worker thread.
 
     Args:
-        model: "default" (the bundled model), a checkpoint path, an ``INFPModel``, or (for the
-            onnxruntime backend) a folder written by ``infp-sdk export``. It must generate rig
-            vectors (``latent_dim`` 62); another motion space raises ValueError here.
+        model: "default" (the bundled model), a checkpoint path, a folder written by
+            ``infp-sdk export``, an ``INFPModel`` or a
+            :class:`~infp_sdk.runtime.backend.HopModel`. It must generate rig vectors
+            (``latent_dim`` 62); another motion space raises ValueError here.
         device: "auto", "cpu" or "cuda[:N]".
-        backend: "auto" (the default: onnxruntime for a checkpoint on the CPU when it is
-            installed, else torch; see :func:`pick_backend`), "torch" or "onnxruntime". A
-            checkpoint run by onnxruntime is exported once and cached
-            (:func:`~infp_sdk.runtime.onnx.cached_export`).
+        backend: "auto" (the default; see :func:`~infp_sdk.runtime.backend.pick_backend`:
+            onnxruntime on the CPU, from the graphs shipped with a bundled model or a checkpoint
+            exported once and cached; torch for an ``INFPModel`` and on a GPU when torch has
+            CUDA), "torch" or "onnxruntime".
+        threads: CPU threads of the onnxruntime sessions (default: the cores this process may
+            use). The torch backend uses torch's own setting.
 
     An engine left open when the interpreter exits is stopped at exit (after the batch it is
     running), so forgetting :meth:`close` never crashes the process.
@@ -203,28 +142,15 @@ class Engine:
 
     def __init__(
         self,
-        model: str | Path | INFPModel = "default",
+        model: str | Path | Any = "default",
         device: str = "auto",
         backend: str = "auto",
+        *,
+        threads: int | None = None,
     ):
-        if backend == "auto":
-            backend = pick_backend(model, pick_device(device))
-        if backend == "torch":
-            self.device = pick_device(device)
-            net = model if isinstance(model, INFPModel) else load_model(model)
-        elif backend == "onnxruntime":
-            self.device = torch.device("cpu")  # onnxruntime picks its own device via providers
-            net = _onnx_model(model, device)
-        else:
-            raise ValueError(
-                f"unknown backend {backend!r}: choose 'auto', 'torch' or 'onnxruntime'"
-            )
-        require_rig_motion(net)
-        self.backend = backend
-        self.model = net.to(self.device).eval()
-        # on a GPU, full hops replay captured CUDA graphs (launch cost dominates at these sizes)
-        cuda = backend == "torch" and self.device.type == "cuda"
-        self._graphs = HopGraphs(self.model, self.device) if cuda else None
+        self.model: HopModel = load_hop_model(model, device, backend, threads=threads)
+        self.backend = self.model.backend
+        self.device = self.model.device
         self._lock = threading.RLock()  # reentrant: a caller may hold it around push()
         self._condition = threading.Condition(self._lock)  # the worker's: work was queued
         self._clients: list[EngineClient] = []
@@ -385,10 +311,7 @@ class Engine:
         if not prepared:
             return
         try:
-            if self._graphs is not None and end is None:
-                results = self._graphs.run(hops)
-            else:
-                results = generate_hops(self.model, hops)
+            results = generate_hops(self.model, hops)
         except Exception as error:  # the batch's model call: every agent in it is affected
             for w in prepared:
                 w.fail(GENERATING, error)

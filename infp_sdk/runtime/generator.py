@@ -5,6 +5,10 @@ A hop of ``n`` frames starting at frame ``s`` needs the log-mel of both channels
 ``prev_frames`` latents already generated. :class:`MotionStream` keeps exactly that state. The
 noise of a hop is drawn from a generator seeded by (seed, first frame), and the mel features are
 computed causally, so the frames do not depend on how the audio was chunked on the way in.
+
+Everything here is NumPy: the stream's state lives in host memory and the model is a
+:class:`~infp_sdk.runtime.backend.HopModel` (onnxruntime or torch behind it), so the streaming
+runtime runs without torch.
 """
 
 from __future__ import annotations
@@ -12,25 +16,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from ..audio import HOP_LENGTH, MEL_FRAMES_PER_MOTION_FRAME, SAMPLES_PER_MOTION_FRAME, LogMel
-from ..model.encoder import LOG_MEL_FLOOR
-from ..model.infp import INFPModel
+from ..model.config import LOG_MEL_FLOOR
 from ..motion import Frame
+from .backend import HopModel, Sampling, as_hop_model
 
 # LogMel frame k reads samples [160k - 240, 160k + 160): two hops of history cover the 240.
 _MEL_HISTORY_HOPS = 2
-# LogMel's convolution runs through oneDNN, which keeps a compiled kernel (hundreds of kB, more
-# for long inputs) for every input length it meets, up to 1024 of them: appends of ever-new
-# lengths (irregular chunks, a worker catching up) grew resident memory by tens to hundreds of
-# MB. So the mel of an append is computed in blocks of at most _MEL_BLOCK frames (history
-# included), each zero-padded on the right to a power of two of at least _MEL_MIN_BLOCK frames:
-# eight lengths in all. The features are causal, so the padding changes none of the frames kept.
+# The mel of a long append is computed in blocks, so a minute of audio pushed at once needs a
+# few MB of frames at a time rather than all of them.
 _MEL_BLOCK = 1024
-_MEL_MIN_BLOCK = 8
 
 
 @dataclass
@@ -48,24 +47,23 @@ class Motion:
         ]
 
 
-def hop_noise(seed: int, start: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """The initial noise for the hop that starts at frame ``start``."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + start) % (2**63))
-    return torch.randn(shape, generator=g)
+def hop_noise(seed: int, start: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The initial noise (float32) for the hop that starts at frame ``start``."""
+    rng = np.random.default_rng((seed * 1_000_003 + start) % (2**63))
+    return rng.standard_normal(shape, dtype=np.float32)
 
 
-def prev_context(latents: torch.Tensor, prev_frames: int, dim: int) -> tuple[torch.Tensor, float]:
+def prev_context(latents: np.ndarray, prev_frames: int, dim: int) -> tuple[np.ndarray, float]:
     """The continuity condition from the latents so far (T, D) -> ((1, P, D), has_prev).
 
     Fewer than P latents are padded by repeating the first; none at all is the null condition.
     """
     if latents.shape[0] == 0:
-        return torch.zeros(1, prev_frames, dim, device=latents.device), 0.0
+        return np.zeros((1, prev_frames, dim), np.float32), 0.0
     tail = latents[-prev_frames:]
     if tail.shape[0] < prev_frames:
-        pad = tail[:1].expand(prev_frames - tail.shape[0], -1)
-        tail = torch.cat([pad, tail])
-    return tail.unsqueeze(0), 1.0
+        tail = np.concatenate([np.repeat(tail[:1], prev_frames - tail.shape[0], axis=0), tail])
+    return tail[None], 1.0
 
 
 class MotionStream:
@@ -77,23 +75,24 @@ class MotionStream:
 
     def __init__(
         self,
-        model: INFPModel,
+        model: Any,
         *,
         seed: int = 0,
         hop: int | None = None,
-        style: torch.Tensor | None = None,
+        style: np.ndarray | None = None,
         sampler: str | None = None,
         steps: int | None = None,
         cfg_scale: float | None = None,
     ):
+        model = as_hop_model(model)
         cfg = model.config
-        self.model = model
+        self.model: HopModel = model
         self.seed = seed
         self.hop = hop or cfg.hop or cfg.window
         if self.hop < 1:
             raise ValueError(f"hop must be at least 1 frame, got {self.hop}")
         self.sampler, self.steps, self.cfg_scale = sampler, steps, cfg_scale
-        self.style = model.style_vector(None, 1) if style is None else style
+        self.style = model.style_vector(None) if style is None else style
         self.logmel = LogMel()
         self.reset()
 
@@ -103,9 +102,9 @@ class MotionStream:
         self.samples = 0  # samples received per channel
         self._audio = np.zeros((2, _MEL_HISTORY_HOPS * HOP_LENGTH), np.float32)
         self._audio_start = -_MEL_HISTORY_HOPS * HOP_LENGTH  # absolute index of _audio[:, 0]
-        self._mel = torch.zeros(2, 0, 80)
+        self._mel = np.zeros((2, 0, 80), np.float32)
         self._mel_start = 0  # absolute mel frame of _mel[:, 0]
-        self._latents = torch.zeros(0, dim)  # the last prev_frames latents (host memory)
+        self._latents = np.zeros((0, dim), np.float32)  # the last prev_frames latents
         self.frames_out = 0
 
     def silence_own(self) -> None:
@@ -121,16 +120,18 @@ class MotionStream:
         self._audio[0, max(0, first_sample) :] = 0.0
 
     @property
-    def style(self) -> torch.Tensor:
-        """The style vector (1, S), kept in host memory with the rest of the stream's state."""
+    def style(self) -> np.ndarray:
+        """The style vector (1, S) float32, kept with the rest of the stream's state."""
         return self._style
 
     @style.setter
-    def style(self, value: torch.Tensor) -> None:
-        self._style = value.detach().to("cpu", torch.float32)
+    def style(self, value: Any) -> None:
+        if hasattr(value, "detach"):  # a torch tensor, from code written for the torch model
+            value = value.detach().cpu().float().numpy()
+        self._style = np.asarray(value, np.float32).reshape(1, -1)
 
     @property
-    def sampling(self) -> tuple[str | None, int | None, float | None]:
+    def sampling(self) -> Sampling:
         """(sampler, steps, cfg_scale) overrides; hops batch together only when these match."""
         return self.sampler, self.steps, self.cfg_scale
 
@@ -175,27 +176,23 @@ class MotionStream:
             return
         step = _MEL_BLOCK - _MEL_HISTORY_HOPS
         blocks = [self._mel_block(a, min(ready, a + step)) for a in range(first, ready, step)]
-        self._mel = torch.cat([self._mel, *blocks], dim=1)
+        self._mel = np.concatenate([self._mel, *blocks], axis=1)
         keep_from = (ready - _MEL_HISTORY_HOPS) * HOP_LENGTH - self._audio_start
         self._audio = self._audio[:, keep_from:]
         self._audio_start += keep_from
 
-    def _mel_block(self, start: int, stop: int) -> torch.Tensor:
-        """Mel frames [start, stop) absolute, computed on one of a few fixed input lengths."""
+    def _mel_block(self, start: int, stop: int) -> np.ndarray:
+        """Mel frames [start, stop) absolute."""
         lo = (start - _MEL_HISTORY_HOPS) * HOP_LENGTH - self._audio_start
         hi = stop * HOP_LENGTH - self._audio_start
-        frames = stop - start + _MEL_HISTORY_HOPS
-        padded = max(_MEL_MIN_BLOCK, 1 << (frames - 1).bit_length())
-        wave = np.pad(self._audio[:, lo:hi], ((0, 0), (0, (padded - frames) * HOP_LENGTH)))
-        with torch.no_grad():
-            return self.logmel(torch.from_numpy(wave))[:, _MEL_HISTORY_HOPS:frames]
+        return self.logmel(self._audio[:, lo:hi])[:, _MEL_HISTORY_HOPS:]
 
-    def _mel_window(self, lo: int, hi: int, end: int | None) -> torch.Tensor:
+    def _mel_window(self, lo: int, hi: int, end: int | None) -> np.ndarray:
         """Mel frames [lo, hi) absolute; outside what exists (or past ``end``) is silence."""
         valid_hi = self.mel_frames if end is None else min(self.mel_frames, end)
         a, b = max(lo, self._mel_start), max(min(hi, valid_hi), max(lo, self._mel_start))
         piece = self._mel[:, a - self._mel_start : b - self._mel_start]
-        return torch.nn.functional.pad(piece, (0, 0, a - lo, hi - b), value=LOG_MEL_FLOOR)
+        return np.pad(piece, ((0, 0), (a - lo, hi - b), (0, 0)), constant_values=LOG_MEL_FLOOR)
 
     def hop_ready(self) -> bool:
         """Whether the next hop's audio and look-ahead have all arrived."""
@@ -225,20 +222,19 @@ class MotionStream:
             sampling=self.sampling,
         )
 
-    def accept(
-        self, latents: torch.Tensor, speaking: torch.Tensor
-    ) -> list[tuple[np.ndarray, float]]:
-        """Take the generated hop (count, D), (count,) on the CPU and move the stream past it."""
+    def accept(self, latents: np.ndarray, speaking: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Take the generated hop (count, D), (count,) and move the stream past it."""
         cfg = self.model.config
         count = latents.shape[0]
-        self._latents = torch.cat([self._latents, latents])[-cfg.dit.prev_frames :]
+        latents = np.asarray(latents, np.float32)
+        self._latents = np.concatenate([self._latents, latents])[-cfg.dit.prev_frames :]
         self.frames_out += count
         # drop mel that no later hop can reach (it needs `context` frames before its start)
         drop = (self.frames_out - cfg.audio_context) * MEL_FRAMES_PER_MOTION_FRAME - self._mel_start
         if drop > 0:
             self._mel = self._mel[:, drop:]
             self._mel_start += drop
-        return [(latents[i].numpy(), float(speaking[i])) for i in range(count)]
+        return [(latents[i].copy(), float(speaking[i])) for i in range(count)]
 
     def _generate(self, end: int | None = None) -> list[tuple[np.ndarray, float]]:
         ((latents, speaking),) = generate_hops(self.model, [self.next_hop(end)])
@@ -291,14 +287,14 @@ def hop_batches(
 
 @dataclass
 class HopInputs:
-    """One stream's inputs for one hop of ``count`` frames (batch axis of 1, host memory)."""
+    """One stream's inputs for one hop of ``count`` frames (batch axis of 1, float32)."""
 
-    mel: torch.Tensor  # (2, (context + count + lookahead) * 4, 80): own, partner
-    prev: torch.Tensor  # (1, P, D)
+    mel: np.ndarray  # (2, (context + count + lookahead) * 4, 80): own, partner
+    prev: np.ndarray  # (1, P, D)
     has_prev: float
-    style: torch.Tensor  # (1, S)
-    noise: torch.Tensor  # (1, count, D)
-    sampling: tuple[str | None, int | None, float | None]  # sampler, steps, cfg_scale
+    style: np.ndarray  # (1, S)
+    noise: np.ndarray  # (1, count, D)
+    sampling: Sampling  # sampler, steps, cfg_scale
 
     @property
     def count(self) -> int:
@@ -309,11 +305,11 @@ class HopInputs:
 class HopBatch:
     """Hops of several streams stacked on the batch axis; what one model call consumes."""
 
-    mel: torch.Tensor  # (B, 2, M, 80)
-    prev: torch.Tensor  # (B, P, D)
-    style: torch.Tensor  # (B, S)
-    noise: torch.Tensor  # (B, count, D)
-    has_prev: torch.Tensor  # (B,)
+    mel: np.ndarray  # (B, 2, M, 80)
+    prev: np.ndarray  # (B, P, D)
+    style: np.ndarray  # (B, S)
+    noise: np.ndarray  # (B, count, D)
+    has_prev: np.ndarray  # (B,)
 
     @staticmethod
     def stack(hops: list[HopInputs]) -> HopBatch:
@@ -321,80 +317,35 @@ class HopBatch:
         if any(h.count != first.count or h.sampling != first.sampling for h in hops):
             raise ValueError("hops batched together need the same length and sampling settings")
         return HopBatch(
-            mel=torch.stack([h.mel for h in hops]),
-            prev=torch.cat([h.prev for h in hops]),
-            style=torch.cat([h.style for h in hops]),
-            noise=torch.cat([h.noise for h in hops]),
-            has_prev=torch.tensor([h.has_prev for h in hops]),
+            mel=np.stack([h.mel for h in hops]),
+            prev=np.concatenate([h.prev for h in hops]),
+            style=np.concatenate([h.style for h in hops]),
+            noise=np.concatenate([h.noise for h in hops]),
+            has_prev=np.array([h.has_prev for h in hops], np.float32),
         )
 
-    def tensors(self) -> tuple[torch.Tensor, ...]:
+    def arrays(self) -> tuple[np.ndarray, ...]:
         return self.mel, self.prev, self.style, self.noise, self.has_prev
 
-    def to(self, device: torch.device) -> HopBatch:
-        """The batch on ``device``; to a GPU through pinned memory, without waiting for it."""
-        if device.type == "cpu":
-            return self
-        if device.type == "cuda":
-            moved = [t.pin_memory().to(device, non_blocking=True) for t in self.tensors()]
-        else:
-            moved = [t.to(device) for t in self.tensors()]
-        return HopBatch(*moved)
 
-
-def run_hop_batch(
-    model: INFPModel,
-    mel: torch.Tensor,
-    prev: torch.Tensor,
-    style: torch.Tensor,
-    noise: torch.Tensor,
-    has_prev: torch.Tensor,
-    sampling: tuple[str | None, int | None, float | None],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's work for a batch of hops, on the model's device: latents (B, count, D) and
-    speaking (B, count). Reads no tensor back to the host, so it can be captured as a CUDA graph.
-    """
-    count = noise.shape[1]
-    feature, speaking, mouth = model.encode(mel[:, 0], mel[:, 1], style)
-    sampler, steps, cfg_scale = sampling
-    x = model.sample_window(
-        feature[:, -count:],
-        prev,
-        style,
-        noise,
-        has_prev=has_prev,
-        sampler=sampler,
-        steps=steps,
-        cfg_scale=cfg_scale,
-        mouth=mouth[:, -count:],
-    )
-    return x, speaking[:, -count:]
-
-
-@torch.no_grad()
-def generate_hops(
-    model: INFPModel, hops: list[HopInputs]
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def generate_hops(model: Any, hops: list[HopInputs]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run hops of many streams as one batch: one encoder and one sampler call.
 
     Every hop must have the same frame count and sampling settings. Returns, per hop, the
-    latents (count, D) and speaking (count,) on the CPU.
+    latents (count, D) and speaking (count,).
     """
-    device = next(model.parameters()).device
-    batch = HopBatch.stack(hops).to(device)
-    x, speaking = run_hop_batch(model, *batch.tensors(), hops[0].sampling)
-    x, speaking = x.cpu(), speaking.cpu()
-    return [(x[i], speaking[i]) for i in range(len(hops))]
+    latents, speaking = as_hop_model(model).run_hops(HopBatch.stack(hops), hops[0].sampling)
+    return [(latents[i], speaking[i]) for i in range(len(hops))]
 
 
 def generate_motion(
-    model: INFPModel,
+    model: Any,
     own: np.ndarray,
     partner: np.ndarray | None = None,
     *,
     seed: int = 0,
     hop: int | None = None,
-    style: torch.Tensor | None = None,
+    style: np.ndarray | None = None,
     sampler: str | None = None,
     steps: int | None = None,
     cfg_scale: float | None = None,

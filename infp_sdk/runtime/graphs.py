@@ -9,7 +9,7 @@ To keep the number of shapes small, a batch is padded to the next power of two b
 first hop (the padded rows are computed and dropped). Inputs travel through pinned host buffers
 and the work runs on the runner's own CUDA stream; the host waits on an event recorded after the
 results are copied back, not on the whole device. Capture needs a hop that never reads a tensor
-back to the host, which :func:`~infp_sdk.runtime.generator.run_hop_batch` guarantees (the test
+back to the host, which :func:`~infp_sdk.runtime.torch_backend.run_hop_batch` guarantees (the test
 suite runs it on the meta device, where any such read fails).
 
 On the CPU the same runner works without capture (``capture=False``), which is how its padding
@@ -21,12 +21,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..model.infp import INFPModel
-from .generator import HopBatch, HopInputs, run_hop_batch
-
-Sampling = tuple[str | None, int | None, float | None]
+from .backend import Sampling
+from .generator import HopBatch
+from .torch_backend import run_hop_batch
 
 
 def bucket(size: int, largest: int = 64) -> int:
@@ -85,15 +86,14 @@ class HopGraphs:
         return len(self._shapes)
 
     @torch.no_grad()
-    def run(self, hops: list[HopInputs]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Like :func:`~infp_sdk.runtime.generator.generate_hops`: per hop, latents (count, D)
-        and speaking (count,) on the CPU."""
-        batch = HopBatch.stack(hops)
-        n, sampling = len(hops), hops[0].sampling
+    def run(self, batch: HopBatch, sampling: Sampling) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``TorchHopModel.run_hops``: latents (B, count, D) and speaking (B, count)."""
+        arrays = [torch.from_numpy(np.ascontiguousarray(a)) for a in batch.arrays()]
+        n = arrays[0].shape[0]
         size = bucket(n, self.largest_bucket)
         key = (size, *batch.mel.shape[2:], batch.noise.shape[1], sampling)
-        shape = self._shapes.get(key) or self._build(key, batch, size, sampling)
-        for buffer, value in zip(shape.host_in, batch.tensors(), strict=True):
+        shape = self._shapes.get(key) or self._build(key, arrays, size, sampling)
+        for buffer, value in zip(shape.host_in, arrays, strict=True):
             buffer[:n].copy_(value)
             buffer[n:].copy_(value[:1].expand_as(buffer[n:]))
         if self.stream is None:
@@ -110,7 +110,7 @@ class HopGraphs:
                 done.record(self.stream)
             done.synchronize()
         x, speaking = shape.host_out
-        return [(x[i].clone(), speaking[i].clone()) for i in range(n)]
+        return x[:n].numpy().copy(), speaking[:n].numpy().copy()
 
     def _compute(self, shape: _Shape, sampling: Sampling) -> None:
         if shape.graph is not None:
@@ -122,16 +122,17 @@ class HopGraphs:
         shape.device_out[1].copy_(speaking)
         self.eager += 1
 
-    def _build(self, key: tuple, batch: HopBatch, size: int, sampling: Sampling) -> _Shape:
-        padded = [t[:1].expand(size, *t.shape[1:]).contiguous() for t in batch.tensors()]
+    def _build(
+        self, key: tuple, arrays: list[torch.Tensor], size: int, sampling: Sampling
+    ) -> _Shape:
+        padded = [t[:1].expand(size, *t.shape[1:]).contiguous() for t in arrays]
         cuda = self.stream is not None
         if cuda:
             host_in = tuple(t.pin_memory() for t in padded)
             device_in = tuple(t.to(self.device) for t in padded)
         else:
             host_in = device_in = tuple(padded)
-        count = batch.noise.shape[1]
-        dim = batch.noise.shape[2]
+        count, dim = arrays[3].shape[1:]  # the noise
         device_out = (
             torch.zeros(size, count, dim, device=self.device),
             torch.zeros(size, count, device=self.device),

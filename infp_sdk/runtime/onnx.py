@@ -1,74 +1,82 @@
-"""ONNX export of the stage-2 networks and an onnxruntime backend behind the same ``INFPModel``.
+"""The exported model: ONNX graphs made from a checkpoint, and the backend that runs them.
 
-:func:`export_onnx` writes three graphs (four with an articulation head) and a ``config.json``
-into a folder::
+:func:`export_onnx` writes four graphs and a ``config.json`` into a folder::
 
-    encoder.onnx    log-mel (B, M, 80) -> audio features (B, T, W); both channels share it
-    guider.onnx     own, partner (B, T, W) + style (B, S) -> feature (B, T, W), speaking (B, T)
-    denoiser.onnx   MotionDiT (x_t, t, feature, prev, style, keep_feature, keep_prev, keep_style)
-    mouth.onnx      own audio features (B, T, W) -> articulation channels (B, T, M), if the
-                    model has the head
+    encode.onnx     log-mel of both channels (B, M, 80) x2 + style (B, S) -> feature (B, T, W),
+                    speaking (B, T) and, with an articulation head, mouth (B, T, C)
+    condition.onnx  the DiT's per-hop condition: feature (B, N, W), prev (B, P, D) standardised,
+                    style, keep flags -> tokens, the motion attention's keys and values per
+                    block, the style's share of adaLN and the attention biases
+    velocity.onnx   one solver step: x_t (B, N, D), t (B,) + the condition -> v (B, N, D)
+    style.onnx      reference motion latents (B, T, D) -> style (B, S)
     config.json     INFPConfig, motion_mean/motion_std, the null style, opset, SHA-256 per graph
 
-:func:`load_onnx_model` turns that folder back into an :class:`INFPModel` whose ``encoder``,
-``guider``, ``dit`` (and ``mouth``) run onnxruntime sessions. Sampling, classifier-free guidance and
-standardisation stay in torch (they are a few element-wise operations per step), so
-``MotionStream``, ``generate_motion`` and the Agent run unchanged on either backend.
+The condition is computed once per hop and each solver step runs only ``velocity.onnx``.
+
+:func:`load_onnx_model` turns that folder into an :class:`OrtHopModel`, which runs a batch of hops
+with onnxruntime and NumPy alone: the log-mel, sampling, guidance and standardisation are NumPy
+(``infp_sdk.model.sampling`` serves both backends). The bundled model ships its export in the
+package (``infp_sdk/weights/default.onnx``); exporting needs torch and onnx (the ``torch``
+extra), running needs neither.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
+import os
 import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from .._atomic import atomic_path, write_text
-from ..model.checkpoint import CheckpointError
-from ..model.infp import INFPConfig, INFPModel
+from ..model.config import INFPConfig, rig_indices
+from ..model.errors import CheckpointError
+from ..model.sampling import SAMPLERS, guided, x0_from_v
+from .backend import TORCH_HINT, Sampling, bundled_onnx, is_torch_model, sampling_settings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 OPSET = 17
 CONFIG_FILE = "config.json"
-ENCODER_FILE = "encoder.onnx"
-GUIDER_FILE = "guider.onnx"
-DENOISER_FILE = "denoiser.onnx"
-MOUTH_FILE = "mouth.onnx"
-ONNX_FILES = (ENCODER_FILE, GUIDER_FILE, DENOISER_FILE)
+ENCODE_FILE = "encode.onnx"
+CONDITION_FILE = "condition.onnx"
+VELOCITY_FILE = "velocity.onnx"
+STYLE_FILE = "style.onnx"
+ONNX_FILES = (ENCODE_FILE, CONDITION_FILE, VELOCITY_FILE, STYLE_FILE)
 
-INSTALL_HINT = "pip install onnx onnxruntime (CPU) or pip install 'infp-sdk[gpu]' (CUDA)"
+INSTALL_HINT = "pip install onnxruntime (CPU) or pip install 'infp-sdk[gpu]' (CUDA)"
 
-DENOISER_INPUTS = (
-    "x_t",
-    "t",
-    "feature",
-    "prev",
-    "style",
-    "keep_feature",
-    "keep_prev",
-    "keep_style",
-)
+CONDITION_INPUTS = ("feature", "prev", "style", "keep_feature", "keep_prev", "keep_style")
+
+
+def condition_names(depth: int) -> list[str]:
+    """The condition graph's outputs (the velocity graph's inputs after x_t and t), in order."""
+    kv = [f"motion_{kind}{i}" for i in range(depth) for kind in ("k", "v")]
+    return [
+        "prev_tokens",
+        "feature_tokens",
+        *kv,
+        "style_cond",
+        "self_bias",
+        "motion_bias",
+        "temporal_bias",
+    ]
 
 
 class OnnxDependencyError(ImportError):
-    """``onnx`` or ``onnxruntime`` is missing; the message says what to install."""
+    """``onnx``, ``onnxruntime`` or ``torch`` is missing; the message says what to install."""
 
 
-def _import(name: str) -> Any:
+def _import(name: str, hint: str = INSTALL_HINT) -> Any:
     try:
         return __import__(name)
     except ImportError as e:
         raise OnnxDependencyError(
-            f"the ONNX backend needs the {name!r} package, which is not installed: {INSTALL_HINT}"
+            f"this needs the {name!r} package, which is not installed: {hint}"
         ) from e
 
 
@@ -81,48 +89,151 @@ def _sha256(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------- export
-def _example_inputs(cfg: INFPConfig) -> dict[str, tuple[torch.Tensor, ...]]:
+def _graph_modules(model: Any) -> dict[str, Any]:
+    """The torch modules each graph is traced from (built only when exporting)."""
+    import torch
+    from torch import nn
+
+    from ..model.dit import DiTCondition
+
+    class Encode(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, mel_own, mel_partner, style):
+            feature, speaking, mouth = self.model.encode(mel_own, mel_partner, style)
+            return (
+                (feature, speaking, mouth) if self.model.mouth is not None else (feature, speaking)
+            )
+
+    class Condition(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dit = model.dit
+
+        def forward(self, *args):
+            c = self.dit.condition(*args)
+            kv = [x for pair in c.motion_kv for x in pair]
+            return (c.prev_tokens, c.feature_tokens, *kv, c.style, c.self_bias, c.motion_bias,
+                    c.temporal_bias)  # fmt: skip
+
+    class Velocity(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dit = model.dit
+
+        def forward(self, x_t, t, prev_tokens, feature_tokens, *rest):
+            depth = len(self.dit.blocks)
+            kv, (style, self_bias, motion_bias, temporal_bias) = (
+                rest[: 2 * depth],
+                rest[2 * depth :],
+            )
+            c = DiTCondition(
+                prev_tokens=prev_tokens,
+                feature_tokens=feature_tokens,
+                motion_kv=[(kv[2 * i], kv[2 * i + 1]) for i in range(depth)],
+                style=style,
+                self_bias=self_bias,
+                motion_bias=motion_bias,
+                temporal_bias=temporal_bias,
+            )
+            return self.dit.velocity(x_t, t, c)
+
+    class Style(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, reference):
+            return self.model.style_encoder(self.model.standardise(reference))
+
+    del torch
+    return {"encode": Encode(), "condition": Condition(), "velocity": Velocity(), "style": Style()}
+
+
+def _example_inputs(model: Any) -> dict[str, tuple[Any, ...]]:
     """Tracing inputs whose sizes all differ from each other and from 1.
 
     The tracer records shape arithmetic from real sizes; a batch of 1 or a window as long as the
     prefix could let a broadcast or a reshape be recorded as a constant.
     """
+    import torch
+
+    cfg: INFPConfig = model.config
     g = torch.Generator().manual_seed(0)
     b, n, d = 3, cfg.dit.prev_frames + 3, cfg.latent_dim
     p, w, s = cfg.dit.prev_frames, cfg.encoder.width, cfg.style_dim
     enc = cfg.encoder
     # one spare mel frame: the encoder must drop a partial motion frame at the end
     mel_len = (cfg.audio_context + n + enc.lookahead) * enc.mel_per_frame + 1
-    t_len = cfg.audio_context + n
 
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g)
 
+    condition_args = (randn(b, n, w), randn(b, p, d), randn(b, s), torch.ones(b), torch.ones(b),
+                      torch.ones(b))  # fmt: skip
+    with torch.no_grad():
+        condition = _graph_modules(model)["condition"](*condition_args)
     return {
-        "encoder": (randn(b, mel_len, enc.n_mels) * 3 - 6,),
-        "guider": (randn(b, t_len, w), randn(b, t_len, w), randn(b, s)),
-        "mouth": (randn(b, t_len, w),),
-        "denoiser": (
-            randn(b, n, d),
-            torch.rand(b, generator=g),
-            randn(b, n, w),
-            randn(b, p, d),
+        "encode": (
+            randn(b, mel_len, enc.n_mels) * 3 - 6,
+            randn(b, mel_len, enc.n_mels) * 3 - 6,
             randn(b, s),
-            torch.ones(b),
-            torch.ones(b),
-            torch.ones(b),
+        ),  # fmt: skip
+        "condition": condition_args,
+        "velocity": (randn(b, n, d), torch.rand(b, generator=g), *condition),
+        "style": (randn(b, n + 7, d),),
+    }
+
+
+def _axes(
+    cfg: INFPConfig,
+) -> dict[str, tuple[dict[str, dict[int, str]], dict[str, dict[int, str]]]]:
+    """Per graph: (inputs, outputs), each name -> its dynamic axes."""
+    bt = {0: "batch", 1: "frames"}
+    batch = {0: "batch"}
+    mel = {0: "batch", 1: "mel_frames"}
+    encode_out = {"feature": bt, "speaking": bt, **({"mouth": bt} if cfg.mouth else {})}
+    kv = {0: "batch", 2: "frames"}
+    names = condition_names(cfg.dit.depth)
+    cond_axes: dict[str, dict[int, str]] = {}
+    for name in names:
+        if name == "prev_tokens":
+            cond_axes[name] = {0: "batch", 1: "prev_frames"}
+        elif name == "feature_tokens":
+            cond_axes[name] = bt
+        elif name == "style_cond":
+            cond_axes[name] = batch
+        elif name == "motion_bias":  # (H, P+N, N)
+            cond_axes[name] = {1: "tokens", 2: "frames"}
+        elif name.endswith("_bias"):  # (H, P+N, P+N)
+            cond_axes[name] = {1: "tokens", 2: "tokens"}
+        else:  # the motion attention's keys and values (B, H, N, W/H)
+            cond_axes[name] = kv
+    return {
+        "encode": ({"mel_own": mel, "mel_partner": mel, "style": batch}, encode_out),
+        "condition": (
+            {
+                "feature": bt,
+                "prev": {0: "batch", 1: "prev_frames"},
+                "style": batch,
+                "keep_feature": batch,
+                "keep_prev": batch,
+                "keep_style": batch,
+            },  # fmt: skip
+            cond_axes,
         ),
+        "velocity": ({"x_t": bt, "t": batch, **cond_axes}, {"v": bt}),
+        "style": ({"reference": bt}, {"style": batch}),
     }
 
 
 def _export_graph(
-    module: nn.Module,
-    args: tuple[torch.Tensor, ...],
-    path: Path,
-    inputs: dict[str, dict[int, str]],
-    outputs: dict[str, dict[int, str]],
-    opset: int,
+    module: Any, args: tuple, path: Path, inputs: dict, outputs: dict, opset: int
 ) -> None:
+    import torch
+
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript;
         # its tracer warnings about shape arithmetic are expected (the axes are declared dynamic
@@ -143,56 +254,57 @@ def _export_graph(
         )
 
 
-def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) -> dict[str, Path]:
-    """Export ``model``'s encoder, guider and denoiser to ``out_dir`` with a ``config.json``.
+def _store_half(path: Path) -> None:
+    """Store weights that are exactly float16 values (a checkpoint saved in float16, like the
+    bundled one) as float16 with a Cast to float32 in front: half the file, the same numbers.
+    onnxruntime folds the casts when it loads the graph, so the run is float32 as before."""
+    import onnx
+    from onnx import helper, numpy_helper
 
-    Batch, time and window axes are dynamic, so one export serves any hop, the batch of two that
-    classifier-free guidance runs, and the end-of-stream partial hop. Each graph is validated with
-    ``onnx.checker``. Returns ``{"encoder", "guider", "denoiser", "config"}`` (and ``"mouth"``
-    with an articulation head) -> path.
-    Raises :class:`OnnxDependencyError` when ``onnx`` is not installed.
+    graph = onnx.load(str(path))
+    casts = []
+    for init in graph.graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        if values.size < 1024:
+            continue
+        half = values.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), values):
+            continue  # not a float16 value: keep it exact
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(half, f"{name}__half"))
+        casts.append(helper.make_node("Cast", [f"{name}__half"], [name], to=onnx.TensorProto.FLOAT))
+    if casts:
+        nodes = list(graph.graph.node)
+        del graph.graph.node[:]
+        graph.graph.node.extend(casts + nodes)
+        onnx.save(graph, str(path))
+
+
+def export_onnx(model: Any, out_dir: str | Path, *, opset: int = OPSET) -> dict[str, Path]:
+    """Export ``model`` (an ``INFPModel``) to ``out_dir``: the four graphs and ``config.json``.
+
+    Batch, time and window axes are dynamic, so one export serves any hop, the doubled batch of
+    classifier-free guidance and the end-of-stream partial hop. Each graph is validated with
+    ``onnx.checker``. Returns ``{"encode", "condition", "velocity", "style", "config"}`` -> path.
+    Raises :class:`OnnxDependencyError` when torch or onnx is not installed.
     """
-    onnx = _import("onnx")
+    torch = _import("torch", TORCH_HINT)
+    onnx = _import("onnx", TORCH_HINT)
+    import copy
+
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     # a CPU float32 copy: the caller's model keeps its device, dtype and mode
     src = copy.deepcopy(model).float().cpu().eval()
-    cfg = src.config
-    examples = _example_inputs(cfg)
-    bt = {0: "batch", 1: "frames"}
-    batch = {0: "batch"}
-    graphs = {
-        "encoder": (
-            src.encoder,
-            ENCODER_FILE,
-            {"mel": {0: "batch", 1: "mel_frames"}},
-            {"features": bt},
-        ),
-        "guider": (
-            src.guider,
-            GUIDER_FILE,
-            {"own": bt, "partner": bt, "style": batch},
-            {"feature": bt, "speaking": bt},
-        ),
-        "denoiser": (
-            src.dit,
-            DENOISER_FILE,
-            {
-                "x_t": bt,
-                "t": batch,
-                "feature": bt,
-                "prev": {0: "batch", 1: "prev_frames"},
-                "style": batch,
-                "keep_feature": batch,
-                "keep_prev": batch,
-                "keep_style": batch,
-            },
-            {"v": bt},
-        ),
-    }
-    if src.mouth is not None:
-        graphs["mouth"] = (src.mouth, MOUTH_FILE, {"own": bt}, {"mouth": bt})
+    cfg: INFPConfig = src.config
+    modules = _graph_modules(src)
+    examples = _example_inputs(src)
+    axes = _axes(cfg)
+    files = {"encode": ENCODE_FILE, "condition": CONDITION_FILE, "velocity": VELOCITY_FILE,
+             "style": STYLE_FILE}  # fmt: skip
     # The folder loads only through config.json, which records every graph's SHA-256: remove a
     # stale one first, write each graph whole (temporary + rename) and config.json last, also
     # whole. A process killed part-way leaves a folder without config.json, which does not load.
@@ -201,13 +313,26 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
     paths: dict[str, Path] = {}
     try:
         with torch.no_grad():
-            for key, (module, filename, inputs, outputs) in graphs.items():
+            for key, filename in files.items():
                 path = out / filename
+                inputs, outputs = axes[key]
                 with atomic_path(path) as tmp:
-                    _export_graph(module, examples[key], tmp, inputs, outputs, opset)
+                    _export_graph(modules[key], examples[key], tmp, inputs, outputs, opset)
+                    _store_half(tmp)
                     onnx.checker.check_model(str(tmp), full_check=True)
                 paths[key] = path
-        meta = _export_meta(src, cfg, opset, paths, onnx.__version__)
+        meta = {
+            "format": FORMAT_VERSION,
+            "opset": opset,
+            "config": cfg.model_dump(mode="json"),
+            "motion_mean": src.motion_mean.tolist(),
+            "motion_std": src.motion_std.tolist(),
+            "null_style": src.dit.null_style.detach().tolist(),
+            "files": {
+                p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in paths.values()
+            },
+            "exported_with": {"torch": torch.__version__, "onnx": onnx.__version__},
+        }
         write_text(config_path, json.dumps(meta, indent=2))
     except BaseException:
         # nothing half-done stays: the graphs this call wrote, and the folder if it made it
@@ -223,150 +348,121 @@ def export_onnx(model: INFPModel, out_dir: str | Path, *, opset: int = OPSET) ->
     return paths
 
 
-def _export_meta(
-    src: INFPModel, cfg: INFPConfig, opset: int, paths: dict[str, Path], onnx_version: str
-) -> dict[str, Any]:
-    return {
-        "format": FORMAT_VERSION,
-        "opset": opset,
-        "config": cfg.model_dump(mode="json"),
-        "motion_mean": src.motion_mean.tolist(),
-        "motion_std": src.motion_std.tolist(),
-        "null_style": src.dit.null_style.detach().tolist(),
-        "files": {
-            p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in paths.values()
-        },
-        "exported_with": {"torch": torch.__version__, "onnx": onnx_version},
-    }
+def cache_dir() -> Path:
+    """Where exports are cached: ``$INFP_SDK_CACHE``, else ``$XDG_CACHE_HOME/infp-sdk``, else
+    ``~/.cache/infp-sdk``."""
+    import os
+
+    if os.environ.get("INFP_SDK_CACHE"):
+        return Path(os.environ["INFP_SDK_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "infp-sdk"
+
+
+def _export_key(model: Any) -> str:
+    """A digest of what an export depends on: the weights, the config, the exporter."""
+    import torch
+
+    from .. import __version__
+
+    digest = hashlib.sha256()
+    digest.update(f"{__version__}/{FORMAT_VERSION}/{OPSET}/{torch.__version__}".encode())
+    digest.update(model.config.model_dump_json().encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_export(model: Any, cache: str | Path | None = None) -> Path:
+    """The folder of ``model``'s ONNX export, exported on first use and reused after.
+
+    An export takes seconds (about 13 s on a 2-core CPU); the folder is keyed by a digest of
+    the weights, the config and the exporter's versions under :func:`cache_dir` (or ``cache``),
+    and written under a temporary name and renamed when complete, so concurrent processes and a
+    process killed part-way never leave a half export in use. Delete the folder to reclaim the
+    space.
+    """
+    import secrets
+    import shutil
+
+    root = Path(cache) if cache is not None else cache_dir()
+    folder = root / f"onnx-{_export_key(model)}"
+    if (folder / CONFIG_FILE).exists():
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".{folder.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        export_onnx(model, staging)
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process finished the same export first: use its folder
+            if not (folder / CONFIG_FILE).exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def onnx_for(model: Any) -> Path:
+    """The export folder for ``model``: an export folder itself, a bundled model's shipped
+    graphs, or (with torch installed) a checkpoint or ``INFPModel`` exported once and cached."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if path.is_dir() and (path / CONFIG_FILE).exists():
+            return path
+        if isinstance(model, str) and bundled_onnx(model) is not None:
+            return bundled_onnx(model)
+    if not is_torch_model(model):
+        from .backend import torch_available
+
+        if not torch_available():
+            raise OnnxDependencyError(
+                f"{model!r} is a checkpoint: running it needs an ONNX export, which needs torch "
+                f"and onnx ({TORCH_HINT}); or export it elsewhere with `infp-sdk export --model "
+                f"{model} --out DIR` and pass DIR"
+            )
+        from ..model.checkpoint import load_model
+
+        model = load_model(model)
+    from .backend import require_rig_motion
+
+    require_rig_motion(model.config)  # before spending an export on it
+    return cached_export(model)
 
 
 # ------------------------------------------------------------------------------------ runtime
-def _to_numpy(x: torch.Tensor) -> np.ndarray:
-    # expanded tensors (t.expand(b), the null style) are strided views; ORT wants dense float32
-    return np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+def default_threads() -> int:
+    """CPU threads for a session: the cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
-class _OrtGraph(nn.Module):
-    """Runs one onnxruntime session: torch tensors in, torch tensors out on the input's device."""
-
-    def __init__(self, session: Any, filename: str):
-        super().__init__()
-        self.session = session
-        self.filename = filename
-        self.input_names = [i.name for i in session.get_inputs()]
-
-    def _run(self, *args: torch.Tensor) -> list[torch.Tensor]:
-        device = args[0].device
-        feeds = {name: _to_numpy(x) for name, x in zip(self.input_names, args, strict=True)}
-        return [torch.from_numpy(o).to(device) for o in self.session.run(None, feeds)]
-
-    def extra_repr(self) -> str:
-        return f"{self.filename}, providers={self.session.get_providers()}"
-
-
-class OrtAudioEncoder(_OrtGraph):
-    """``AudioEncoder`` on onnxruntime: mel (B, M, 80) -> features (B, T, W)."""
-
-    def __init__(self, session: Any, config: INFPConfig):
-        super().__init__(session, ENCODER_FILE)
-        self.config = config.encoder
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self._run(mel)[0]
-
-
-class OrtGuider(_OrtGraph):
-    """``InteractiveMotionGuider`` on onnxruntime -> feature (B, T, W), speaking (B, T)."""
-
-    def __init__(self, session: Any, config: INFPConfig):
-        super().__init__(session, GUIDER_FILE)
-        self.config = config.guider
-
-    def forward(
-        self, own: torch.Tensor, partner: torch.Tensor, style: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        # a guider without memory banks has no style input (the export drops unused inputs)
-        feature, speaking = self._run(*(own, partner, style)[: len(self.input_names)])
-        return feature, speaking
-
-
-class OrtMouthHead(_OrtGraph):
-    """``MouthHead`` on onnxruntime: own audio features (B, T, W) -> (B, T, M)."""
-
-    def __init__(self, session: Any):
-        super().__init__(session, MOUTH_FILE)
-
-    def forward(self, own: torch.Tensor) -> torch.Tensor:
-        return self._run(own)[0]
-
-
-class OrtMotionDiT(_OrtGraph):
-    """``MotionDiT`` on onnxruntime; carries ``null_style`` for ``INFPModel.style_vector``."""
-
-    def __init__(self, session: Any, config: INFPConfig, null_style: torch.Tensor):
-        super().__init__(session, DENOISER_FILE)
-        self.config = config.dit
-        # a (frozen) parameter rather than a buffer: MotionStream finds the model's device with
-        # next(model.parameters()), and this is the only tensor state the wrappers hold
-        self.null_style = nn.Parameter(null_style, requires_grad=False)
-
-    def forward(
-        self,
-        x_t: torch.Tensor,
-        t: torch.Tensor,
-        feature: torch.Tensor,
-        prev: torch.Tensor,
-        style: torch.Tensor,
-        keep_feature: torch.Tensor,
-        keep_prev: torch.Tensor,
-        keep_style: torch.Tensor,
-    ) -> torch.Tensor:
-        return self._run(x_t, t, feature, prev, style, keep_feature, keep_prev, keep_style)[0]
-
-    def condition(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``MotionDiT.condition``'s arguments, kept for :meth:`velocity` (one graph runs all)."""
-        return inputs
-
-    def velocity(
-        self, x_t: torch.Tensor, t: torch.Tensor, condition: tuple[torch.Tensor, ...]
-    ) -> torch.Tensor:
-        return self(x_t, t, *condition)
-
-
-class _NoStyleEncoder(nn.Module):
-    def forward(self, reference: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(
-            "a style from reference motion is not part of the ONNX export; the onnxruntime "
-            "backend uses the null style. Use the torch backend (infp_sdk.load_model) for "
-            "reference styles"
-        )
-
-
-def default_providers() -> list[str]:
-    """CUDA first when this onnxruntime build has it, then the CPU."""
-    ort = _import("onnxruntime")
-    available = ort.get_available_providers()
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+def providers_for(device: str) -> list[Any]:
+    """onnxruntime execution providers for ``device`` ("cpu" or "cuda[:N]")."""
+    if device.startswith("cuda"):
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
 def session_options(threads: int | None = None, *, spin: bool = False) -> Any:
     """Session options for small graphs on a few CPU cores.
 
-    ``threads`` (default: ``torch.get_num_threads()``, so ``--threads``/``torch.set_num_threads``
-    govern both backends) bounds the intra-op pool. The graphs are a chain of small ops, so
-    inter-op parallelism only adds contention; one call at a time runs sequentially.
-    ``spin=False`` lets idle pool threads sleep: with 2 cores shared with audio I/O (or any other
-    load) spinning threads steal the core the work needs; on a 2-core machine under load a
-    2-thread denoiser call took 8.9 ms spinning and 5.1 ms without. Pass ``spin=True`` on an
-    otherwise idle machine with cores to spare.
+    ``threads`` (default: :func:`default_threads`) bounds the intra-op pool. The graphs are a
+    chain of small ops, so inter-op parallelism only adds contention; one call at a time runs
+    sequentially. ``spin=False`` lets idle pool threads sleep: with 2 cores shared with audio
+    I/O (or any other load) spinning threads steal the core the work needs; on a 2-core machine
+    under load a 2-thread denoiser call took 8.9 ms spinning and 5.1 ms without. Pass
+    ``spin=True`` on an otherwise idle machine with cores to spare.
     """
     ort = _import("onnxruntime")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = max(1, threads or torch.get_num_threads())
+    opts.intra_op_num_threads = max(1, threads or default_threads())
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.log_severity_level = 3  # errors only: the optimiser's notices are not actionable
@@ -405,8 +501,7 @@ def _read_export(root: Path) -> dict[str, Any]:
                 f"{config_path}: {key!r} should hold {size} numbers for this config; the file "
                 f"was edited or comes from another model; {fix}"
             )
-    graphs = (*ONNX_FILES, MOUTH_FILE) if cfg.mouth is not None else ONNX_FILES
-    for name in graphs:
+    for name in ONNX_FILES:
         path = root / name
         expected = meta["files"].get(name, {}).get("sha256")
         if not path.exists():
@@ -422,19 +517,25 @@ def _read_export(root: Path) -> dict[str, Any]:
 
 
 def _check_io(session: Any, path: Path, inputs: dict[str, int], outputs: dict[str, int]) -> None:
-    """Every named input/output exists and its last (static) axis has the config's size."""
+    """Every named input/output exists and its last (static) axis has the config's size.
+
+    Inputs the exporter dropped as unused (the style of a guider without memory banks) may be
+    missing; any other difference means the graph comes from another version or model.
+    """
     for kind, found, wanted in (
         ("input", session.get_inputs(), inputs),
         ("output", session.get_outputs(), outputs),
     ):
         shapes = {arg.name: arg.shape for arg in found}
-        if list(shapes) != list(wanted):
+        extra = [name for name in shapes if name not in wanted]
+        missing = [name for name in wanted if name not in shapes]
+        if extra or (kind == "output" and missing) or (kind == "input" and len(missing) > 1):
             raise CheckpointError(
                 f"{path} has {kind}s {list(shapes)} but this infp-sdk expects {list(wanted)}; "
                 "re-export the model with this version (infp-sdk export)"
             )
         for name, size in wanted.items():
-            last = shapes[name][-1] if shapes[name] else None
+            last = shapes[name][-1] if shapes.get(name) else None
             if size and isinstance(last, int) and last != size:
                 raise CheckpointError(
                     f"{path}: {kind} {name!r} has last axis {last} but {CONFIG_FILE} describes "
@@ -443,76 +544,113 @@ def _check_io(session: Any, path: Path, inputs: dict[str, int], outputs: dict[st
                 )
 
 
-def cache_dir() -> Path:
-    """Where exports are cached: ``$INFP_SDK_CACHE``, else ``$XDG_CACHE_HOME/infp-sdk``, else
-    ``~/.cache/infp-sdk``."""
-    import os
+class _Graph:
+    """One onnxruntime session, called with NumPy arrays by input name."""
 
-    if os.environ.get("INFP_SDK_CACHE"):
-        return Path(os.environ["INFP_SDK_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "infp-sdk"
+    def __init__(self, session: Any):
+        self.session = session
+        self.inputs = [i.name for i in session.get_inputs()]
+        self.outputs = [o.name for o in session.get_outputs()]
 
-
-def _export_key(model: INFPModel) -> str:
-    """A digest of what an export depends on: the weights, the config, the exporter."""
-    from .. import __version__
-
-    digest = hashlib.sha256()
-    digest.update(f"{__version__}/{FORMAT_VERSION}/{OPSET}/{torch.__version__}".encode())
-    digest.update(model.config.model_dump_json().encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:32]
+    def __call__(self, **feeds: np.ndarray) -> list[np.ndarray]:
+        # inputs the export dropped (unused by the graph) are not fed
+        return self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})
 
 
-def cached_export(model: INFPModel, cache: str | Path | None = None) -> Path:
-    """The folder of ``model``'s ONNX export, exported on first use and reused after.
+class OrtHopModel:
+    """The exported model on onnxruntime: a :class:`~infp_sdk.runtime.backend.HopModel`.
 
-    An export takes seconds (about 13 s on a 2-core CPU); the folder is keyed by a digest of
-    the weights, the config and the exporter's versions under :func:`cache_dir` (or ``cache``),
-    and written under a temporary name and renamed when complete, so concurrent processes and a
-    process killed part-way never leave a half export in use. Delete the folder to reclaim the
-    space.
+    Made by :func:`load_onnx_model`. A hop runs ``encode.onnx`` once, ``condition.onnx`` once
+    and ``velocity.onnx`` once per solver step; the solver, guidance and standardisation are
+    the NumPy side of :mod:`infp_sdk.model.sampling`, the same functions the torch model runs.
     """
-    import os
-    import secrets
-    import shutil
 
-    root = Path(cache) if cache is not None else cache_dir()
-    folder = root / f"onnx-{_export_key(model)}"
-    if (folder / CONFIG_FILE).exists():
-        return folder
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".{folder.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        export_onnx(model, staging)
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process finished the same export first: use its folder
-            if not (folder / CONFIG_FILE).exists():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    backend = "onnxruntime"
+
+    def __init__(self, root: Path, meta: dict[str, Any], sessions: dict[str, Any], device: str):
+        self.root = root
+        self.config: INFPConfig = meta["config"]
+        self.device = device
+        self.motion_mean = np.asarray(meta["motion_mean"], np.float32)
+        self.motion_std = np.asarray(meta["motion_std"], np.float32)
+        self.null_style = np.asarray(meta["null_style"], np.float32)[None]
+        self.mouth_channels = rig_indices(self.config.mouth) if self.config.mouth else []
+        self.encode = _Graph(sessions[ENCODE_FILE])
+        self.condition = _Graph(sessions[CONDITION_FILE])
+        self.velocity = _Graph(sessions[VELOCITY_FILE])
+        self.style = _Graph(sessions[STYLE_FILE])
+
+    def __repr__(self) -> str:
+        providers = self.encode.session.get_providers()
+        return f"<OrtHopModel {self.root} on {self.device} ({', '.join(providers)})>"
+
+    def style_vector(self, reference: np.ndarray | None) -> np.ndarray:
+        """The style (1, S) of reference motion latents (T, D); None: the null style."""
+        if reference is None:
+            return self.null_style.copy()
+        ref = np.asarray(reference, np.float32)
+        return self.style(reference=ref[None] if ref.ndim == 2 else ref)[0]
+
+    def run_hops(self, batch: Any, sampling: Sampling) -> tuple[np.ndarray, np.ndarray]:
+        """Latents (B, count, D) and speaking (B, count) for a
+        :class:`~infp_sdk.runtime.generator.HopBatch`."""
+        sampler, steps, cfg_scale = sampling_settings(self.config, sampling)
+        count = batch.noise.shape[1]
+        b = batch.noise.shape[0]
+        f32 = np.float32
+        mel = np.ascontiguousarray(batch.mel, f32)
+        style = np.ascontiguousarray(batch.style, f32)
+        encoded = self.encode(mel_own=mel[:, 0], mel_partner=mel[:, 1], style=style)
+        feature, speaking = encoded[0][:, -count:], encoded[1][:, -count:]
+        prev = ((batch.prev - self.motion_mean) / self.motion_std).astype(f32)
+        ones, zeros = np.ones(b, f32), np.zeros(b, f32)
+        keep_prev = np.asarray(batch.has_prev, f32)
+        if cfg_scale == 1.0:
+            condition = self.condition(feature=np.ascontiguousarray(feature), prev=prev,
+                                       style=style, keep_feature=ones, keep_prev=keep_prev,
+                                       keep_style=ones)  # fmt: skip
+        else:
+            # cond and uncond as one batch of 2B: the uncond drops the feature and the style
+            # but keeps the previous latents (see INFPModel.denoiser)
+            both = lambda a: np.concatenate([a, a])  # noqa: E731
+            condition = self.condition(
+                feature=both(np.ascontiguousarray(feature)), prev=both(prev), style=both(style),
+                keep_feature=np.concatenate([ones, zeros]), keep_prev=both(keep_prev),
+                keep_style=np.concatenate([ones, zeros]),
+            )  # fmt: skip
+        feeds = dict(zip(self.condition.outputs, condition, strict=True))
+
+        def denoise(x: np.ndarray, t: float) -> np.ndarray:
+            x_in = x if cfg_scale == 1.0 else np.concatenate([x, x])
+            t_in = np.full(x_in.shape[0], t, f32)
+            v = self.velocity(x_t=x_in, t=t_in, **feeds)[0]
+            if cfg_scale != 1.0:
+                v = guided(v[:b], v[b:], cfg_scale)
+            return x0_from_v(x, v, t).astype(f32)
+
+        z = SAMPLERS[sampler](denoise, np.ascontiguousarray(batch.noise, f32), steps)
+        if self.mouth_channels:
+            z = z.copy()
+            z[..., self.mouth_channels] = encoded[2][:, -count:]
+        latents = (z * self.motion_std + self.motion_mean).astype(f32)
+        return latents, np.asarray(speaking, f32)
 
 
 def load_onnx_model(
     path_or_dir: str | Path,
-    providers: Sequence[str] | None = None,
+    providers: list[Any] | None = None,
     *,
+    device: str = "cpu",
     threads: int | None = None,
     spin: bool = False,
-) -> INFPModel:
-    """An :class:`INFPModel` whose encoder, guider and DiT run on onnxruntime.
+) -> OrtHopModel:
+    """The export in ``path_or_dir`` (the folder, or any file in it) on onnxruntime.
 
-    ``path_or_dir`` is the export folder (or any file in it). ``providers`` defaults to
-    :func:`default_providers`; ``threads`` and ``spin`` set the CPU thread pool (see
+    ``device`` picks the execution providers ("cpu", or "cuda[:N]" with onnxruntime-gpu);
+    ``providers`` overrides them. ``threads`` and ``spin`` set the CPU thread pool (see
     :func:`session_options`). Checks every graph's SHA-256 and its inputs and outputs against
     ``config.json`` and raises :class:`~infp_sdk.model.CheckpointError` naming the file and the
     fix; raises :class:`OnnxDependencyError` when onnxruntime is not installed.
-    A reference style is not supported: ``style_vector(None, b)`` gives the exported null style.
     """
     ort = _import("onnxruntime")
     root = Path(path_or_dir)
@@ -525,7 +663,7 @@ def load_onnx_model(
     meta = _read_export(root)
     cfg: INFPConfig = meta["config"]
     opts = session_options(threads, spin=spin)
-    chosen = list(providers) if providers is not None else default_providers()
+    chosen = list(providers) if providers is not None else providers_for(device)
 
     def session(name: str) -> Any:
         try:
@@ -535,46 +673,38 @@ def load_onnx_model(
                 f"{root / name} could not be loaded by onnxruntime ({e}); re-export it"
             ) from None
 
+    sessions = {name: session(name) for name in ONNX_FILES}
     w, s, d, m = cfg.encoder.width, cfg.style_dim, cfg.latent_dim, cfg.encoder.n_mels
-    encoder, guider, denoiser = session(ENCODER_FILE), session(GUIDER_FILE), session(DENOISER_FILE)
-    _check_io(encoder, root / ENCODER_FILE, {"mel": m}, {"features": w})
+    names = condition_names(cfg.dit.depth)
     _check_io(
-        guider,
-        root / GUIDER_FILE,
-        {"own": w, "partner": w, **({"style": s} if cfg.guider.memory_banks else {})},
-        {"feature": w, "speaking": 0},
+        sessions[ENCODE_FILE],
+        root / ENCODE_FILE,
+        {"mel_own": m, "mel_partner": m, "style": s},
+        {"feature": w, "speaking": 0, **({"mouth": len(cfg.mouth.channels)} if cfg.mouth else {})},
     )
     _check_io(
-        denoiser,
-        root / DENOISER_FILE,
-        dict(zip(DENOISER_INPUTS, (d, 0, w, d, s, 0, 0, 0), strict=True)),
+        sessions[CONDITION_FILE],
+        root / CONDITION_FILE,
+        dict(zip(CONDITION_INPUTS, (w, d, s, 0, 0, 0), strict=True)),
+        dict.fromkeys(names, 0),
+    )
+    _check_io(
+        sessions[VELOCITY_FILE],
+        root / VELOCITY_FILE,
+        {"x_t": d, "t": 0, **dict.fromkeys(names, 0)},
         {"v": d},
     )
-
-    # Build on the meta device: the torch networks are replaced at once, so allocating and
-    # initialising their weights would only cost time and memory.
-    with torch.device("meta"):
-        model = INFPModel(cfg)
-    model.encoder = OrtAudioEncoder(encoder, cfg)
-    model.guider = OrtGuider(guider, cfg)
-    model.dit = OrtMotionDiT(denoiser, cfg, torch.tensor(meta["null_style"], dtype=torch.float32))
-    if cfg.mouth is not None:
-        mouth = session(MOUTH_FILE)
-        _check_io(mouth, root / MOUTH_FILE, {"own": w}, {"mouth": len(cfg.mouth.channels)})
-        model.mouth = OrtMouthHead(mouth)
-    model.style_encoder = _NoStyleEncoder()
-    model.motion_mean = torch.tensor(meta["motion_mean"], dtype=torch.float32)
-    model.motion_std = torch.tensor(meta["motion_std"], dtype=torch.float32)
-    model.mouth_index = torch.tensor(model.mouth_channels, dtype=torch.long)
-    return model.eval()
+    _check_io(sessions[STYLE_FILE], root / STYLE_FILE, {"reference": d}, {"style": s})
+    return OrtHopModel(root, meta, sessions, device)
 
 
 # ---------------------------------------------------------------------------------------- CLI
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ..model import load_model
-
-    model = load_model(args.model)
     try:
+        _import("torch", TORCH_HINT)
+        from ..model import load_model
+
+        model = load_model(args.model)
         paths = export_onnx(model, args.out)
     except OnnxDependencyError as e:
         print(f"infp-sdk export: error: {e}", file=sys.stderr)
@@ -590,9 +720,10 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``export --out DIR [--model default|PATH]`` to an argparse subparsers object."""
     parser = subparsers.add_parser(
         "export",
-        help="export a checkpoint to ONNX (encoder, guider, denoiser) for onnxruntime",
-        description="Write encoder.onnx, guider.onnx, denoiser.onnx and config.json to OUT; "
-        "load them with infp_sdk.runtime.onnx.load_onnx_model or Agent(backend='onnxruntime').",
+        help="export a checkpoint to ONNX graphs for the onnxruntime backend (needs torch)",
+        description="Write encode.onnx, condition.onnx, velocity.onnx, style.onnx and "
+        "config.json to OUT; load them with infp_sdk.runtime.onnx.load_onnx_model or "
+        "Agent(model=OUT). Exporting needs the torch extra; running the export does not.",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default="default", help="checkpoint path or bundled name")
@@ -602,15 +733,14 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 __all__ = [
     "OPSET",
+    "OnnxDependencyError",
+    "OrtHopModel",
     "cache_dir",
     "cached_export",
-    "OnnxDependencyError",
-    "OrtAudioEncoder",
-    "OrtGuider",
-    "OrtMotionDiT",
-    "default_providers",
     "export_onnx",
     "load_onnx_model",
+    "onnx_for",
+    "providers_for",
     "register_cli",
     "session_options",
 ]

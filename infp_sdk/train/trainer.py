@@ -26,8 +26,8 @@ from safetensors.torch import load_file, save_file
 from .._atomic import atomic_path, write_text
 from ..data.windows import Session, random_batch
 from ..model.checkpoint import save_model, tensors_digest
-from ..model.encoder import LOG_MEL_FLOOR
-from ..model.infp import INFPConfig, INFPModel, preset
+from ..model.config import LOG_MEL_FLOOR, INFPConfig, preset
+from ..model.infp import INFPModel
 from .stage2 import EMA, calibrated, make_optimizer, train_step
 
 
