@@ -8,12 +8,10 @@ turn arrives as one burst of `TTSAudioRawFrame`s, as a TTS sends it.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 pytest.importorskip(
     "pipecat",
@@ -21,6 +19,17 @@ pytest.importorskip(
     "it needs protobuf>=5, which the `dev` extra's mediapipe pin rules out",
 )
 
+from avsync import (  # noqa: E402
+    PORTRAIT,
+    BreaksAfter,
+    SentAudio,
+    SentVideo,
+    av_offsets,
+    check_conversation,
+    fps_of,
+    infp_threads,
+    voices,
+)
 from pipecat.frames.frames import (  # noqa: E402
     InputAudioRawFrame,
     InterruptionFrame,
@@ -32,27 +41,11 @@ from pipecat.frames.frames import (  # noqa: E402
 from pipecat.pipeline.worker import PipelineParams  # noqa: E402
 from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 
-from infp_sdk.audio import read_wav, resample  # noqa: E402
+from infp_sdk.audio import resample  # noqa: E402
 from infp_sdk.integrations.pipecat import InfpVideoService  # noqa: E402
 
-CONVERSATION = ROOT / "examples" / "conversation"
-PORTRAIT = ROOT / "examples" / "portrait" / "astronaut.png"
 SIZE = (160, 120)  # small, so rendering keeps up on two shared cores
 DELAY = 0.3  # generous for the same reason: the sync tests should not measure a busy machine
-
-
-def voices(rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the user's turn, the bot's turn) as int16 at ``rate``."""
-    own, sr = read_wav(CONVERSATION / "own.wav")
-    partner, _ = read_wav(CONVERSATION / "partner.wav")
-    user = partner[: int(2.4 * sr), 0]  # the partner talks from 0.3 s to 3.0 s
-    bot = own[int(3.9 * sr) : int(6.7 * sr), 0]  # the own voice's first turn
-
-    def pcm(x):
-        x = resample(x, sr, rate) if rate != sr else x
-        return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
-
-    return pcm(user), pcm(bot)
 
 
 def mic_frames(user: np.ndarray, rate: int, seconds: float) -> list:
@@ -93,14 +86,20 @@ def service(**kw) -> InfpVideoService:
     return InfpVideoService(PORTRAIT, width=SIZE[0], height=SIZE[1], delay=DELAY, **kw)
 
 
-def infp_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("infp")]
-
-
-def timeline(down):
+def timeline(down) -> tuple[list, list, list[SentVideo], list[SentAudio]]:
+    """(images, voice frames) passed on, and the same as what the timing checks read."""
     images = [f for f in down if isinstance(f, OutputImageRawFrame)]
     audio = [f for f in down if isinstance(f, TTSAudioRawFrame)]
-    return images, audio
+    video = [
+        SentVideo(i["sent"], i["t"], i["source"], i["late"], i["jawOpen"])
+        for i in (f.metadata["infp"] for f in images)
+    ]
+    voice = [
+        SentAudio(f.metadata["infp"]["sent"], f.metadata["infp"]["t"],
+                  np.frombuffer(f.audio, np.int16)[:: f.num_channels], f.sample_rate)
+        for f in audio
+    ]  # fmt: skip
+    return images, audio, video, voice
 
 
 @pytest.mark.slow
@@ -119,7 +118,7 @@ def test_talks_with_the_tts_listens_to_the_user_and_keeps_them_in_sync():
 
     face.add_event_handler("on_before_process_frame", _first_tts(note_tts_queued))
     down, _ = run(face, frames, rate)
-    images, audio = timeline(down)
+    images, audio, video, voice = timeline(down)
 
     # the voice passed on is the TTS audio, sample for sample, and nothing else
     assert b"".join(f.audio for f in audio) == bot.tobytes()
@@ -129,40 +128,16 @@ def test_talks_with_the_tts_listens_to_the_user_and_keeps_them_in_sync():
                                                      TTSStoppedFrame))]  # fmt: skip
     assert kinds[0] is TTSStartedFrame and kinds[-1] is TTSStoppedFrame
     # ... delayed by the stated amount (one tick of the clock earlier at most)
-    added = audio[0].metadata["infp"]["sent"] - queued["t"]
+    added = voice[0].sent - queued["t"]
     assert DELAY - 0.02 <= added <= DELAY + 0.05, added
 
-    # images: RGB at the transport's size, at 30 per second
+    # images: RGB at the transport's size, from the start (media time 0, `delay` later)
     assert all(f.size == SIZE and f.format == "RGB" for f in images)
     assert len(images[0].image) == SIZE[0] * SIZE[1] * 3
-    sent = np.array([f.metadata["infp"]["sent"] for f in images])
-    span = sent[-1] - sent[0]
-    assert abs((len(sent) - 1) / span - 30) < 1.0
-    assert np.median(np.diff(sent)) == pytest.approx(1 / 30, abs=0.005)
-    # from the start (media time 0, `delay` later), not only once the bot speaks
-    assert sent[0] - face._pacer.t0 < DELAY + 0.1
-
-    # voice and face in step: the frame on screen while a sample plays shows that sample
-    offsets, late = av_offsets(images, audio)
-    print(
-        f"A/V offset p50 {np.median(np.abs(offsets)) * 1000:.0f} ms, max "
-        f"{np.abs(offsets).max() * 1000:.0f} ms; late {late:.1%}; delay {added * 1000:.0f} ms"
-    )
-    assert late <= 0.1, f"{late:.0%} of the frames were late"
-    assert np.abs(offsets).max() <= 0.040, np.abs(offsets).max()
-
-    # the mouth moves with the bot's voice and rests while only the user talks
-    jaw = np.array([f.metadata["infp"]["jawOpen"] for f in images])
-    t = np.array([f.metadata["infp"]["t"] for f in images])
-    voiced = t_voiced(audio, rate)
-    talking = jaw[voiced(t)]
-    listening = jaw[(t > 0.5) & (t < 2.3)]
-    print(
-        f"jawOpen talking {talking.mean():.3f} (max {talking.max():.3f}), listening "
-        f"{listening.mean():.3f} (max {listening.max():.3f})"
-    )
-    assert talking.mean() > 3 * listening.mean() and talking.max() > 0.2
-    assert listening.max() < 0.15
+    assert video[0].sent - face._pacer.t0 < DELAY + 0.1
+    # ... at 30 per second, in step with the voice; the mouth talks and listens
+    measured = check_conversation(video, voice, fps=30)
+    print(measured, f"delay {added * 1000:.0f} ms")
     assert face.stats["frames_out"] == len(images)
     assert not infp_threads()  # EndFrame closed the agent
 
@@ -173,44 +148,6 @@ def _first_tts(callback):
             callback()
 
     return handler
-
-
-def av_offsets(images, audio) -> tuple[np.ndarray, float]:
-    """For every 5 ms of the voice passed on: the media time shown on screen when it plays
-    (the centre of the agent frame in the image sent last before it) minus its own media time;
-    and the fraction of images that were late.
-
-    A transport plays a chunk from the moment it gets it, so a sample ``s`` seconds into a
-    chunk plays ``s`` after the chunk was sent. A late image (the agent's frame was not ready in
-    time, so an older one is shown again: a busy machine, counted by the service) is left out
-    of the offsets and counted instead.
-    """
-    sent = np.array([f.metadata["infp"]["sent"] for f in images])
-    shows = np.array([(f.metadata["infp"]["source"] + 0.5) / 25 for f in images])
-    late = np.array([f.metadata["infp"]["late"] for f in images])
-    offsets = []
-    for chunk in audio:
-        info = chunk.metadata["infp"]
-        for s in np.arange(0, chunk.num_frames / chunk.sample_rate, 0.005):
-            k = np.searchsorted(sent, info["sent"] + s, side="right") - 1
-            if k >= 0 and not late[k]:
-                offsets.append(shows[k] - (info["t"] + s))
-    return np.array(offsets), float(late.mean())
-
-
-def t_voiced(audio, rate):
-    """A test of media times: inside the voice passed on and loud there."""
-    spans = []
-    for chunk in audio:
-        x = np.frombuffer(chunk.audio, np.int16).astype(np.float32) / 32768
-        if np.sqrt((x**2).mean()) > 0.05:
-            t = chunk.metadata["infp"]["t"]
-            spans.append((t, t + len(x) / rate))
-
-    def inside(t):
-        return np.array([any(a <= x < b for a, b in spans) for x in t], bool)
-
-    return inside
 
 
 @pytest.mark.slow
@@ -230,16 +167,16 @@ def test_an_interruption_cuts_the_voice_and_stops_the_mouth():
 
     face.add_event_handler("on_before_process_frame", note_cut)
     down, _ = run(face, frames, rate)
-    images, audio = timeline(down)
+    images, audio, video, voice = timeline(down)
 
     # the voice stops at the interruption: what was still held back is never passed on
     assert 0.5 * rate < sum(f.num_frames for f in audio) < 1.5 * rate
-    assert max(f.metadata["infp"]["sent"] for f in audio) < cut["t"] + 0.02
+    assert max(a.sent for a in voice) < cut["t"] + 0.02
     assert not any(isinstance(f, TTSStoppedFrame) for f in down)  # dropped with the rest
     assert any(isinstance(f, InterruptionFrame) for f in down)
     # the mouth: open during the answer, at rest once the frames made before the cut are shown
-    jaw = np.array([f.metadata["infp"]["jawOpen"] for f in images])
-    sent = np.array([f.metadata["infp"]["sent"] for f in images]) - cut["t"]
+    jaw = np.array([v.jaw for v in video])
+    sent = np.array([v.sent for v in video]) - cut["t"]
     assert jaw[(sent > -0.8) & (sent < 0)].max() > 0.2
     moving = sent[jaw > 0.05]
     stops = moving.max() if len(moving) else 0.0
@@ -261,7 +198,7 @@ def test_any_transport_rate(out_rate, tts_rate):
     frames = mic[:20] + tts_frames(bot, tts_rate) + mic[20:]
     face = service(sample_rate=out_rate) if out_rate != tts_rate else service()
     down, _ = run(face, frames, out_rate)
-    images, audio = timeline(down)
+    images, audio, video, voice = timeline(down)
     assert all(f.sample_rate == out_rate for f in audio)
     got = np.frombuffer(b"".join(f.audio for f in audio), np.int16)
     if out_rate == tts_rate:
@@ -271,23 +208,9 @@ def test_any_transport_rate(out_rate, tts_rate):
         assert abs(len(got) - len(want)) <= 8
         n = min(len(got), len(want))
         assert np.corrcoef(got[:n].astype(np.float32), want[:n])[0, 1] > 0.99
-    sent = np.array([f.metadata["infp"]["sent"] for f in images])
-    assert abs((len(sent) - 1) / (sent[-1] - sent[0]) - 30) < 1.5
-    offsets, late = av_offsets(images, audio)
+    assert abs(fps_of(video) - 30) < 1.5
+    offsets, late = av_offsets(video, voice)
     assert late <= 0.2 and np.abs(offsets).max() <= 0.040
-
-
-class BreaksAfter:
-    """A renderer that fails at its ``n``-th frame (a stand-in for a broken GPU, say)."""
-
-    def __init__(self, renderer, n: int):
-        self.renderer, self.n = renderer, n
-
-    def render(self, frame):
-        self.n -= 1
-        if self.n < 0:
-            raise RuntimeError("the renderer broke")
-        return self.renderer.render(frame)
 
 
 @pytest.mark.slow
@@ -311,7 +234,7 @@ def test_a_failure_of_the_agent_reaches_the_pipeline_and_the_voice_goes_on():
     assert "renderer broke" in str(errors[0].exception)
     assert not face.is_usable
     # the pipeline ended normally, and the bot's voice was still passed on in full
-    images, audio = timeline(down)
+    images, audio, video, voice = timeline(down)
     assert len(images) <= 20
     assert len(b"".join(f.audio for f in audio)) == len(bot.tobytes())
     assert not infp_threads()
