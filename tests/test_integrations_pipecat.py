@@ -8,10 +8,15 @@ turn arrives as one burst of `TTSAudioRawFrame`s, as a TTS sends it.
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 pytest.importorskip(
     "pipecat",
@@ -45,7 +50,7 @@ from infp_sdk.audio import resample  # noqa: E402
 from infp_sdk.integrations.pipecat import InfpVideoService  # noqa: E402
 
 SIZE = (160, 120)  # small, so rendering keeps up on two shared cores
-DELAY = 0.3  # generous for the same reason: the sync tests should not measure a busy machine
+DELAY = 0.4  # generous for the same reason: the sync tests should not measure a busy machine
 
 
 def mic_frames(user: np.ndarray, rate: int, seconds: float) -> list:
@@ -251,3 +256,27 @@ def test_cancelling_the_pipeline_leaves_no_threads():
     down, _ = run(service(), frames, rate, send_end_frame=False)
     assert any(isinstance(f, OutputImageRawFrame) for f in down)
     assert not infp_threads()
+
+
+def test_the_example_bot_starts():
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pipecat_bot.py"), "--help"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "demo" in res.stdout and "serve" in res.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_the_example_bots_offline_demo(tmp_path):
+    out = tmp_path / "demo.mp4"
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pipecat_bot.py"), "--width", "64",
+         "--height", "64", "demo", "-o", str(out), "--seconds", "5"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert out.stat().st_size > 1000
+    images = int(re.search(r"'images': (\d+)", res.stdout).group(1))
+    assert 140 <= images <= 152  # 5 s at 30 fps, less the delay at the end

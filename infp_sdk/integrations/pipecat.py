@@ -128,6 +128,11 @@ class InfpVideoService(FrameProcessor):
         return self._delay
 
     @property
+    def fps(self) -> float:
+        """Output video frames per second."""
+        return self._fps
+
+    @property
     def stats(self) -> dict[str, int]:
         """Output frames so far (``frames_out``), how many of them were late (an older frame
         shown again) and how many were skipped because no frame existed yet."""
