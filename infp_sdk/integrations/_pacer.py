@@ -25,6 +25,7 @@ thread-safe; drive it from one thread (the adapters use their event loop).
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ import numpy as np
 from ..audio.convert import to_mono
 from ..audio.stream import StreamResampler
 from ..motion import FPS, Frame
+
+log = logging.getLogger(__name__)
+
+# A face this far behind its voice (s) is worth a warning: the machine cannot keep up.
+_BEHIND_WARNING_S = 1.0
 
 # A partner stream with no audio for this long is idle: its next chunk starts a new stream
 # (queued `partner_jitter` behind) instead of catching up on the silence given out meanwhile.
@@ -215,6 +221,7 @@ class Pacer:
         self.pushed = 0  # samples of the timeline pushed to the agent
         self._video = 0  # next output frame
         self.stats = {"frames_out": 0, "late_frames": 0, "missing_frames": 0}
+        self._warned_at = -1e9
 
     # ------------------------------------------------------------------ input
     def start(self, now: float | None = None) -> None:
@@ -406,6 +413,14 @@ class Pacer:
             del self._frames[i]  # never shown again
         frame = self._frames[source]
         late = source != wanted
+        behind = (wanted - source) / FPS
+        if behind > _BEHIND_WARNING_S and centre - self._warned_at > 30:
+            self._warned_at = centre
+            log.warning(
+                "the face is %.1f s behind its voice: this machine does not make frames in real "
+                "time (a smaller size, fewer solver steps, a GPU, or a quieter machine helps)",
+                behind,
+            )
         self.stats["frames_out"] += 1
         self.stats["late_frames"] += late
         return VideoOut(self._image(frame), k, centre, source, late, frame)

@@ -127,6 +127,11 @@ class InfpVideoGenerator(VideoGenerator):
         return self._delay
 
     @property
+    def pending(self) -> bool:
+        """Voice (or a segment end) still waiting to be played out."""
+        return self._pacer is not None and (self._pacer.pending or bool(self._ready))
+
+    @property
     def stats(self) -> dict[str, int]:
         """Video frames out, late ones (an older frame shown again), and skipped ones."""
         return dict(self._pacer.stats) if self._pacer is not None else {}
@@ -202,7 +207,13 @@ class InfpVideoGenerator(VideoGenerator):
         while not self._closed:
             while self._ready:
                 yield self._ready.pop(0)
-            for out in pacer.step():  # raises the agent's failure, if any
+            try:
+                outs = pacer.step()  # raises the agent's failure, if any
+            except Exception:
+                if self._closed:  # aclose() while the runner still iterates: just stop
+                    return
+                raise
+            for out in outs:
                 if isinstance(out, VideoOut):
                     yield self._video_frame(out)
                 elif isinstance(out, AudioOut):
