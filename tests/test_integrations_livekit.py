@@ -245,3 +245,19 @@ def test_the_example_worker_makes_its_token():
     assert claims["sub"] == "infp-avatar" and claims["kind"] == "agent"
     assert claims["video"]["room"] == "demo" and claims["video"]["roomJoin"]
     assert claims["attributes"] == {"lk.publish_on_behalf": "voice-agent"}
+
+
+def test_the_voice_agent_sends_its_voice_to_the_avatar():
+    from livekit.agents import AgentSession
+    from livekit.agents.voice.avatar import DataStreamAudioOutput
+
+    from infp_sdk.integrations.livekit import send_voice_to_avatar
+
+    async def go():
+        session = AgentSession()
+        send_voice_to_avatar(session, rtc.Room(), avatar_identity="face")
+        return session.output.audio
+
+    out = asyncio.run(go())
+    assert isinstance(out, DataStreamAudioOutput)
+    assert out._destination_identity == "face" and out.sample_rate == 24000
