@@ -61,8 +61,9 @@ print(agent.engine.backend, len(frames))
 """
 
 
-def build_venv(target: Path) -> dict:
-    """A virtualenv at ``target`` with this checkout installed with its core dependencies."""
+def build_venv(target: Path, extras: str = "", packages: tuple[str, ...] = ()) -> dict:
+    """A virtualenv at ``target`` with this checkout installed with its core dependencies
+    (and ``extras``, say "pipecat,livekit", and more ``packages``)."""
     wheels = Path(tempfile.mkdtemp(prefix="infp-wheel-"))
     try:
         subprocess.run(
@@ -73,8 +74,19 @@ def build_venv(target: Path) -> dict:
         venv.EnvBuilder(with_pip=False, clear=True).create(target)
         python = target / "bin" / "python"
         started = time.perf_counter()
+        requirement = f"{wheel}[{extras}]" if extras else str(wheel)
         subprocess.run(
-            [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(python),
+                "install",
+                "-q",
+                requirement,
+                *packages,
+            ],  # fmt: skip
             check=True,
         )
         return {"wheel_mb": wheel.stat().st_size / 1e6, "install_s": time.perf_counter() - started}

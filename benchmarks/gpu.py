@@ -9,8 +9,9 @@ fails:
 
 1. parity: the default model's hops on the CPU, on CUDA eagerly and on CUDA through captured
    graphs (largest latent difference), and the portrait renderer on CUDA against the CPU;
-2. real-time runs (`infp_sdk.bench.run_realtime`): one agent at hop 2, and 16, 64 and 256
-   agents on one shared engine;
+2. real-time runs (`infp_sdk.bench.run_realtime`) at the default setting: 1, 16, 64 and 256
+   agents on one shared engine, on the torch backend (CUDA graphs) and, when the installed
+   onnxruntime has the CUDA provider, on onnxruntime;
 3. per-batch time of one hop, eager against graph, for hops of 2 and 10 frames and batches of
    1 to 64 agents (the CPU's batch of 1 in the same run, for scale);
 4. the renderer's frames per second at 512x512.
@@ -34,8 +35,9 @@ import torch
 from infp_sdk.audio import load_audio
 from infp_sdk.bench import format_rows, looped, machine, run_realtime
 from infp_sdk.model.checkpoint import load_model
-from infp_sdk.runtime.generator import MotionStream, generate_hops
+from infp_sdk.runtime.generator import HopBatch, MotionStream, generate_hops
 from infp_sdk.runtime.graphs import HopGraphs
+from infp_sdk.runtime.torch_backend import run_hop_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,21 +71,29 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def eager_hops(model, hops) -> np.ndarray:
+    """The latents of a batch of hops run eagerly on the model's device (no CUDA graph)."""
+    device = next(model.parameters()).device
+    tensors = [torch.from_numpy(a).to(device) for a in HopBatch.stack(hops).arrays()]
+    x, _ = run_hop_batch(model, *tensors, hops[0].sampling)
+    return x.cpu().numpy()
+
+
+def graph_hops(graphs: HopGraphs, hops) -> np.ndarray:
+    return graphs.run(HopBatch.stack(hops), hops[0].sampling)[0]
+
+
 def parity(cpu_model, cuda_model, own, partner, device: torch.device) -> dict:
     out = {}
     for hop in (2, 10):
         hops = ready_hops(cpu_model, own, partner, hop, agents=4)
-        ref = generate_hops(cpu_model, hops)
-        eager = generate_hops(cuda_model, hops)
+        ref = eager_hops(cpu_model, hops)
+        eager = eager_hops(cuda_model, hops)
         graphs = HopGraphs(cuda_model, device)
-        graphed = graphs.run(hops[:3])  # padded to 4
+        graphed = graph_hops(graphs, hops[:3])  # padded to 4
         out[f"hop{hop}"] = {
-            "cuda_eager_vs_cpu": max(
-                (a[0] - b[0]).abs().max().item() for a, b in zip(eager, ref, strict=True)
-            ),
-            "cuda_graph_vs_cuda_eager": max(
-                (a[0] - b[0]).abs().max().item() for a, b in zip(graphed, eager[:3], strict=True)
-            ),
+            "cuda_eager_vs_cpu": float(np.abs(eager - ref).max()),
+            "cuda_graph_vs_cuda_eager": float(np.abs(graphed - eager[:3]).max()),
             "graph_replays": graphs.replays,
             "graph_eager_fallbacks": graphs.eager,
         }
@@ -94,12 +104,12 @@ def hop_times(cpu_model, cuda_model, own, partner, device: torch.device) -> list
     rows = []
     for hop in (2, 10):
         hops = ready_hops(cpu_model, own, partner, hop, agents=64, warm_frames=10)
-        cpu_ms = median_ms(lambda h=hops: generate_hops(cpu_model, h[:1]), 20)
+        cpu_ms = median_ms(lambda h=hops: eager_hops(cpu_model, h[:1]), 20)
         graphs = HopGraphs(cuda_model, device)
         for batch in (1, 4, 16, 64):
             part = hops[:batch]
-            eager = median_ms(lambda p=part: generate_hops(cuda_model, p), 30)
-            graph = median_ms(lambda p=part, g=graphs: g.run(p), 30)
+            eager = median_ms(lambda p=part: eager_hops(cuda_model, p), 30)
+            graph = median_ms(lambda p=part, g=graphs: graph_hops(g, p), 30)
             row = {
                 "hop_frames": hop,
                 "batch": batch,
@@ -114,17 +124,26 @@ def hop_times(cpu_model, cuda_model, own, partner, device: torch.device) -> list
 
 
 def realtime(seconds: float, device: torch.device) -> list[dict]:
-    """Agents on one shared engine at hop 2; 64 agents also with one torch thread, since the
-    host's per-agent work (mel features, bookkeeping) is many small operations."""
+    """Agents on one shared engine at the default setting (hop 1): the torch backend (CUDA
+    graphs) with torch's threads and with one (the host's per-agent work is many small
+    operations), then onnxruntime's CUDA provider when this onnxruntime has it."""
+    import onnxruntime
+
+    from infp_sdk.runtime.backend import load_hop_model
+
     own, partner = conversation(seconds)
     rows = []
     threads = torch.get_num_threads()
-    for agents, torch_threads in ((1, threads), (16, threads), (64, threads), (64, 1), (256, 1)):
+    runs = [("torch", n, threads) for n in (1, 16, 64)]
+    runs += [("torch", n, 1) for n in (64, 256)]
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        runs += [("onnxruntime", n, threads) for n in (1, 16, 64, 256)]
+    for backend, agents, torch_threads in runs:
         torch.set_num_threads(torch_threads)
-        model = load_model("default")  # the Engine takes CUDA when there is one
-        label = f"{device.type} {torch_threads}thr"
-        rows.append(run_realtime(model, own, partner, agents=agents, hop=2, label=label))
-        rows[-1]["torch_threads"] = torch_threads
+        model = load_hop_model("default", str(device), backend)
+        label = f"{backend} {device.type} {torch_threads}thr"
+        rows.append(run_realtime(model, own, partner, agents=agents, label=label))
+        rows[-1].update(backend=backend, torch_threads=torch_threads)
         print(format_rows(rows[-1:]), flush=True)
     torch.set_num_threads(threads)
     return rows

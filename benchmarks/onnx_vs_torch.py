@@ -1,12 +1,13 @@
-"""torch vs onnxruntime on this machine for the ``realtime`` preset (random weights).
+"""torch vs onnxruntime on this machine for the bundled default model.
 
     python benchmarks/onnx_vs_torch.py [--threads 2 [1 ...]] [--repeats 40] [--seconds 20]
 
-Measures, for both backends with the same thread count:
-- the denoiser (MotionDiT) call for one 10-frame window, batch 1 and batch 2 (guidance);
-- one full hop: encoding both audio channels + 6 DPM-Solver++(2M) steps;
-- the real-time factor of ``generate_motion`` over ``--seconds`` of noise audio (compute time
-  per second of motion; below 1 keeps up with real time);
+Measures, for both backends with the same thread count (torch: the checkpoint in memory;
+onnxruntime: the graphs shipped in the package):
+- one hop as the Agent runs it by default (1 frame, 3 solver steps), with guidance 2, and a
+  10-frame hop with 6 steps;
+- the real-time factor of ``generate_motion`` at the default setting over ``--seconds`` of noise
+  audio (compute time per second of motion; below 1 keeps up with real time);
 and the largest difference between the two backends' generated latents. Timings of the two
 backends alternate call by call, so background load affects both alike. Results are printed as
 a table and saved to ``benchmarks/results/onnx_vs_torch.json`` with the machine description.
@@ -18,19 +19,21 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime
 import torch
 
 from infp_sdk.audio import SAMPLE_RATE
-from infp_sdk.model import INFPModel, count_parameters, preset
-from infp_sdk.runtime.generator import generate_motion
-from infp_sdk.runtime.onnx import export_onnx, load_onnx_model
+from infp_sdk.model import count_parameters, load_model
+from infp_sdk.runtime.backend import bundled_onnx
+from infp_sdk.runtime.generator import HopBatch, MotionStream, generate_hops, generate_motion
+from infp_sdk.runtime.onnx import load_onnx_model
+from infp_sdk.runtime.torch_backend import TorchHopModel
 
 
 def machine(threads: list[int]) -> dict:
@@ -63,27 +66,10 @@ def timed_pair(
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def random_realtime_model() -> INFPModel:
-    """The realtime preset with every weight perturbed, so no layer is an all-zero shortcut."""
-    torch.manual_seed(0)
-    model = INFPModel(preset("realtime"))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    return model.eval()
-
-
-def measure(model: INFPModel, export_dir: str, threads: int, args: argparse.Namespace) -> dict:
+def measure(torch_model: Any, ort_model: Any, threads: int, args: argparse.Namespace) -> dict:
     """All measurements at one thread count (both backends use ``threads``)."""
     torch.set_num_threads(threads)
-    ort = load_onnx_model(export_dir, threads=threads)
-    cfg = model.config
-    n, d = cfg.window, cfg.latent_dim
-    g = torch.Generator().manual_seed(1)
-    mel = torch.randn(2, (cfg.audio_context + n + cfg.encoder.lookahead) * 4, 80, generator=g) - 6
-    style = model.style_vector(None, 1)
-    prev = torch.randn(1, cfg.dit.prev_frames, d, generator=g)
-    noise = torch.randn(1, n, d, generator=g)
+    ort = load_onnx_model(ort_model.root, threads=threads)
     rows = []
 
     def add(name: str, unit: str, torch_value: float, ort_value: float) -> None:
@@ -98,44 +84,37 @@ def measure(model: INFPModel, export_dir: str, threads: int, args: argparse.Name
             }
         )
 
-    with torch.no_grad():
-        feature = model.encode(mel[:1], mel[1:], style)[0][:, -n:]
-        for batch in (1, 2):
-            dit_args = (
-                torch.randn(batch, n, d, generator=g),
-                torch.full((batch,), 0.5),
-                feature.expand(batch, -1, -1),
-                prev.expand(batch, -1, -1),
-                style.expand(batch, -1),
-                torch.ones(batch),
-                torch.ones(batch),
-                torch.tensor([1.0, 0.0][:batch]),
-            )
-            t_torch, t_ort = timed_pair(
-                lambda a=dit_args: model.dit(*a), lambda a=dit_args: ort.dit(*a), args.repeats
-            )
-            add(f"denoiser call, batch {batch} ({n} frames)", "ms", 1e3 * t_torch, 1e3 * t_ort)
-
-        def hop(m: INFPModel) -> torch.Tensor:
-            f = m.encode(mel[:1], mel[1:], style)[0][:, -n:]
-            return m.sample_window(f, prev, style, noise)
-
-        t_torch, t_ort = timed_pair(lambda: hop(model), lambda: hop(ort), max(5, args.repeats // 4))
-        add(f"full hop: encode + {cfg.steps} steps ({n} frames)", "ms", 1e3 * t_torch, 1e3 * t_ort)
-
     rng = np.random.default_rng(0)
     samples = int(args.seconds * SAMPLE_RATE)
     own = (rng.standard_normal(samples) * 0.1).astype(np.float32)
     partner = (rng.standard_normal(samples) * 0.1).astype(np.float32)
+    for name, hop, sampling in (
+        ("one hop: 1 frame, 3 steps (the default)", 1, {}),
+        ("one hop: 1 frame, 3 steps, guidance 2", 1, {"cfg_scale": 2.0}),
+        ("one hop: 10 frames, 6 steps", 10, {"steps": 6}),
+    ):
+        stream = MotionStream(ort, hop=hop, **sampling)
+        stream.append(own[: 2 * SAMPLE_RATE], partner[: 2 * SAMPLE_RATE])
+        stream.accept(*generate_hops(ort, [stream.next_hop()])[0])
+        batch = HopBatch.stack([stream.next_hop()])
+        sampling_key = stream.sampling
+        t_torch, t_ort = timed_pair(
+            lambda b=batch, s=sampling_key: torch_model.run_hops(b, s),
+            lambda b=batch, s=sampling_key: ort.run_hops(b, s),
+            args.repeats,
+        )
+        add(name, "ms", 1e3 * t_torch, 1e3 * t_ort)
     motions = {}
 
-    def run(name: str, m: INFPModel, length: int = samples) -> None:
+    def run(name: str, m: Any, length: int = samples) -> None:
         motions[name] = generate_motion(m, own[:length], partner[:length], seed=0)
 
     # warm-up on one second (first-call allocations), then whole recordings, alternately
-    timed_pair(lambda: run("torch", model, SAMPLE_RATE), lambda: run("ort", ort, SAMPLE_RATE), 0)
+    timed_pair(
+        lambda: run("torch", torch_model, SAMPLE_RATE), lambda: run("ort", ort, SAMPLE_RATE), 0
+    )
     t_torch, t_ort = timed_pair(
-        lambda: run("torch", model), lambda: run("ort", ort), args.rtf_repeats, warm_up=False
+        lambda: run("torch", torch_model), lambda: run("ort", ort), args.rtf_repeats, warm_up=False
     )
     rtf_name = f"generate_motion RTF ({args.seconds:g} s audio)"
     add(rtf_name, "x", t_torch / args.seconds, t_ort / args.seconds)
@@ -152,12 +131,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     info = machine(args.threads)
-    model = random_realtime_model()
-    cfg = model.config
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = export_onnx(model, tmp)
-        onnx_bytes = sum(paths[k].stat().st_size for k in ("encoder", "guider", "denoiser"))
-        runs = [measure(model, tmp, threads, args) for threads in args.threads]
+    torch_model = TorchHopModel(load_model("default"), "cpu")
+    ort_model = load_onnx_model(bundled_onnx("default"))
+    cfg = torch_model.config
+    onnx_bytes = sum(p.stat().st_size for p in ort_model.root.glob("*.onnx"))
+    runs = [measure(torch_model, ort_model, threads, args) for threads in args.threads]
     info["load_average_1min_at_end"] = os.getloadavg()[0]
 
     print(
@@ -187,9 +165,9 @@ def main() -> None:
         "benchmark": "onnx_vs_torch",
         "machine": info,
         "model": {
-            "preset": cfg.preset,
-            "parameters": count_parameters(model),
-            "window_frames": cfg.window,
+            "name": "default",
+            "parameters": count_parameters(torch_model.model),
+            "hop": cfg.hop,
             "sampler": cfg.sampler,
             "steps": cfg.steps,
             "onnx_bytes": onnx_bytes,

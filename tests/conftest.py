@@ -1,26 +1,31 @@
-"""Shared fixtures: a small stage-2 model trained on the toy dyadic task (once per session)."""
+"""Shared fixtures: a small stage-2 model trained on the toy dyadic task (once per session).
+
+torch is imported where a fixture needs it, so tests of the torch-free runtime (the adapters'
+environment, say) can share this file without torch installed.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from toy_task import make_session  # noqa: E402
 
-from infp_sdk.data.windows import Session, random_batch  # noqa: E402
-from infp_sdk.model import INFPModel, preset  # noqa: E402
-from infp_sdk.model.config import (
-    AudioEncoderConfig,  # noqa: E402
-    DiTConfig,  # noqa: E402
-    StyleEncoderConfig,  # noqa: E402
+from infp_sdk.model.config import (  # noqa: E402
+    AudioEncoderConfig,
+    DiTConfig,
+    StyleEncoderConfig,
+    preset,
 )
-from infp_sdk.train.stage2 import make_optimizer, train_step  # noqa: E402
+
+if TYPE_CHECKING:
+    from infp_sdk.model import INFPModel
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY_STEPS = 700
@@ -49,6 +54,10 @@ def random_model(seed: int = 0) -> INFPModel:
     A fresh model's zero-initialised output layers would ignore audio and history entirely, which
     would let tests of the audio path pass vacuously; random weights everywhere avoid that.
     """
+    import torch
+
+    from infp_sdk.model import INFPModel
+
     torch.manual_seed(seed)
     model = INFPModel(tiny_config())
     with torch.no_grad():
@@ -60,6 +69,12 @@ def random_model(seed: int = 0) -> INFPModel:
 @pytest.fixture(scope="session")
 def toy_trained():
     """(model, loss history, held-out session, unrelated session) for the toy task."""
+    import torch
+
+    from infp_sdk.data.windows import Session, random_batch
+    from infp_sdk.model import INFPModel
+    from infp_sdk.train.stage2 import make_optimizer, train_step
+
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     raw = [make_session(20.0, rng) for _ in range(12)]
