@@ -67,3 +67,35 @@ def test_the_mouth_says_the_syllables_inside_turns(tmp_path):
     assert mask.sum() > 50
     r, _ = lagged_correlation(jaw, frame_rms(own, frames), mask, max_lag=4)
     assert r > 0.6
+
+
+def test_the_shipped_graphs_are_the_checkpoint():
+    """The ONNX graphs in the package (what Agent() runs) give the bundled checkpoint's frames:
+    they were exported from it, and were not left behind when it changed. Hop by hop on the same
+    inputs the two agree to 1e-4; streamed freely, each backend feeds its own frames back as
+    history, which lets float rounding grow a little."""
+    from infp_sdk.runtime.backend import bundled_onnx
+    from infp_sdk.runtime.generator import HopBatch, MotionStream, generate_motion
+    from infp_sdk.runtime.onnx import load_onnx_model
+    from infp_sdk.runtime.torch_backend import TorchHopModel
+
+    own, partner = load_audio(CONVERSATION / "own.wav"), load_audio(CONVERSATION / "partner.wav")
+    n = 16000 * 4
+    shipped = load_onnx_model(bundled_onnx("default"), threads=1)
+    checkpoint = TorchHopModel(load_model("default"), "cpu")
+    assert shipped.config == checkpoint.config
+    for sampling in ({}, {"cfg_scale": 2.0}):
+        stream = MotionStream(checkpoint, **sampling)
+        stream.append(own[:n], partner[:n])
+        worst = 0.0
+        while stream.hop_ready():
+            batch = HopBatch.stack([stream.next_hop()])
+            expected = checkpoint.run_hops(batch, stream.sampling)
+            got = shipped.run_hops(batch, stream.sampling)
+            pairs = zip(got, expected, strict=True)
+            worst = max(worst, *(float(np.abs(a - b).max()) for a, b in pairs))
+            stream.accept(expected[0][0], expected[1][0])
+        assert stream.frames_out == 99 and worst <= 1e-4
+        free = generate_motion(shipped, own[:n], partner[:n], **sampling)
+        reference = generate_motion(checkpoint, own[:n], partner[:n], **sampling)
+        assert np.abs(free.latents - reference.latents).max() <= 1e-3
