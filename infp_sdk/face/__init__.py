@@ -74,6 +74,8 @@ def load_portrait(
     size: int | tuple[int, int] = DEFAULT_SIZE,
     crop: str | float = "face",
     device: str | None = None,
+    *,
+    threads: int = 1,
 ) -> Renderer:
     """A :class:`Renderer` for a portrait, ready to turn rig frames into RGB images.
 
@@ -81,9 +83,10 @@ def load_portrait(
     :class:`Avatar`. ``size``: output side (int) or (width, height), default 512x512. ``crop``:
     ``"face"`` (head and shoulders, default), ``"full"`` (the whole photo, cut to the aspect
     ratio) or a number (box height in face heights). ``device``: ``"cpu"`` or None (the renderer
-    runs on the CPU in numpy; anything else raises ``ValueError``).
+    runs on the CPU in numpy; anything else raises ``ValueError``). ``threads``: CPU threads per
+    frame (see :class:`Renderer`).
     """
-    return Renderer(as_avatar(portrait), size=size, crop=crop, device=device)
+    return Renderer(as_avatar(portrait), size=size, crop=crop, device=device, threads=threads)
 
 
 # ----------------------------------------------------------------------------------------------
