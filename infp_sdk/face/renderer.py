@@ -279,8 +279,9 @@ class Renderer:
     scratch buffers).
 
     ``device`` is accepted for compatibility and must be ``"cpu"`` or None: the renderer is numpy.
-    ``threads``: CPU threads for one frame (default 1; 2 renders a 512x512 frame about 1.6x as
-    fast on two idle cores, but slows down when the cores are busy, e.g. with a video encoder).
+    ``threads``: CPU threads for one frame (default 1). More split each frame's bands of pixels and
+    grid points between threads; that can only pay on idle cores (on a busy 2-core machine two
+    were slower than one, and the render job leaves the second core to the video encoder).
     ``stride`` is the coarse grid's spacing in output pixels, ``iterations`` the Newton steps of
     the inverse warp.
     """
