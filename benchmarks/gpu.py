@@ -8,13 +8,14 @@ the script itself, for machines without a GPU. Each part is timed and saved even
 fails:
 
 1. parity: the default model's hops on the CPU, on CUDA eagerly and on CUDA through captured
-   graphs (largest latent difference), and the portrait renderer on CUDA against the CPU;
+   graphs (largest latent difference);
 2. real-time runs (`infp_sdk.bench.run_realtime`) at the default setting: 1, 16, 64 and 256
    agents on one shared engine, on the torch backend (CUDA graphs) and, when the installed
    onnxruntime has the CUDA provider, on onnxruntime;
 3. per-batch time of one hop, eager against graph, for hops of 2 and 10 frames and batches of
-   1 to 64 agents (the CPU's batch of 1 in the same run, for scale);
-4. the renderer's frames per second at 512x512.
+   1 to 64 agents (the CPU's batch of 1 in the same run, for scale).
+
+The portrait renderer runs on the CPU (numpy) and is measured by ``render_speed.py``.
 
 Results: ``gpu.json`` with the machine and GPU description.
 """
@@ -149,32 +150,6 @@ def realtime(seconds: float, device: torch.device) -> list[dict]:
     return rows
 
 
-def render_speed(device: torch.device) -> dict:
-    from infp_sdk.face import load_portrait
-
-    avatar = ROOT / "examples" / "portrait" / "astronaut.avatar"
-    rng = np.random.default_rng(0)
-    motions = [
-        (rng.uniform(-0.2, 0.2, 6).astype(np.float32), rng.uniform(-0.3, 0.3, 4).astype(np.float32),
-         rng.uniform(0, 0.8, 52).astype(np.float32))
-        for _ in range(60)
-    ]  # fmt: skip
-    cpu = load_portrait(avatar, device="cpu")
-    gpu = load_portrait(avatar, device=device)
-    diff = 0
-    for head, gaze, bs in motions[:10]:
-        a = cpu.render(head=head, gaze=gaze, blendshapes=bs).astype(np.int16)
-        b = gpu.render(head=head, gaze=gaze, blendshapes=bs).astype(np.int16)
-        diff = max(diff, int(np.abs(a - b).max()))
-    times = []
-    for head, gaze, bs in motions:
-        t0 = time.perf_counter()
-        gpu.render(head=head, gaze=gaze, blendshapes=bs)
-        times.append(time.perf_counter() - t0)
-    ms = statistics.median(times[5:]) * 1000
-    return {"max_pixel_difference_vs_cpu": diff, "median_ms": round(ms, 3), "fps": 1000 / ms}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -200,7 +175,6 @@ def main() -> int:
         # before the batch-64 timings, which leave the process slower for what follows
         ("realtime", lambda: realtime(args.seconds, device)),
         ("hop_times", lambda: hop_times(cpu_model, cuda_model, own, partner, device)),
-        ("render", lambda: render_speed(device)),
     ]
     for name, part in parts:
         t0 = time.perf_counter()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .motion import (
     ARKIT_BLENDSHAPES,
@@ -20,6 +20,11 @@ from .motion import (
     from_arkit_order,
     to_arkit_order,
 )
+
+if TYPE_CHECKING:
+    from .model import load_model
+    from .runtime.agent import Agent
+    from .runtime.engine import Engine
 
 try:
     __version__ = version("infp-sdk")
@@ -37,7 +42,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .motion import FPS, Frame
 
@@ -74,8 +73,9 @@ def render_video(
 
     ``portrait``: an image or ``.avatar`` path, an array, a PIL image or an Avatar.
     ``model``: a checkpoint path, a bundled name or a loaded model. The video has
-    round(25 x audio seconds) frames. ``render_threads``: torch CPU threads while rendering
-    (default 1: ffmpeg's encoder works on another core meanwhile; None keeps the current setting).
+    round(25 x audio seconds) frames. ``device``: the renderer's, ``"cpu"`` or None (it is numpy).
+    ``render_threads``: the renderer's CPU threads (default 1: ffmpeg's encoder works on another
+    core meanwhile; None is 1).
     """
     from .audio import SAMPLE_RATE, load_audio
     from .face import load_portrait
@@ -92,7 +92,9 @@ def render_video(
             else np.asarray(partner, np.float32)
         )
     track = audio_track(own_pcm, partner_pcm, audio)  # validates `audio` before the slow parts
-    renderer = load_portrait(portrait, size=size, crop=crop, device=device)
+    renderer = load_portrait(
+        portrait, size=size, crop=crop, device=device, threads=render_threads or 1
+    )
     net = load_model(model) if isinstance(model, (str, Path)) else model
     samples = max(len(own_pcm), 0 if partner_pcm is None else len(partner_pcm))
     seconds = samples / SAMPLE_RATE
@@ -109,13 +111,7 @@ def render_video(
 
     t0 = time.perf_counter()
     out = Path(output)
-    threads_before = torch.get_num_threads()
-    if render_threads and renderer.device.type == "cpu":
-        torch.set_num_threads(render_threads)
-    try:
-        _encode(renderer, frames, n_frames, out, track, progress, t0)
-    finally:
-        torch.set_num_threads(threads_before)
+    _encode(renderer, frames, n_frames, out, track, progress, t0)
     render_s = time.perf_counter() - t0
     return RenderResult(
         path=str(out),
@@ -162,9 +158,28 @@ def _encode(
                 )
 
 
+def _model_threads(threads: int) -> None:
+    """CPU threads of the motion model: torch's setting (its onnxruntime backend reads it too).
+
+    The renderer takes its threads as an argument; without torch there is nothing to set here.
+    """
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
+    if args.device not in (None, "cpu"):
+        print(
+            f"infp-sdk render: error: the portrait renderer runs on the CPU, not {args.device!r}: "
+            "leave --device out (or pass --device cpu)",
+            file=sys.stderr,
+        )
+        return 2
     if args.threads:
-        torch.set_num_threads(args.threads)
+        _model_threads(args.threads)
     size: int | tuple[int, int] = args.size
     if "x" in str(args.size):
         w, h = str(args.size).lower().split("x", 1)
@@ -227,8 +242,12 @@ def register_cli(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hop", type=int, help="motion frames per model step (default: model's)")
     p.add_argument("--steps", type=int, help="solver steps (default: model's)")
-    p.add_argument("--device", help="torch device for the renderer (default: cuda if present)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", help="renderer device: cpu (the default and only choice)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the motion model and for the renderer (renderer default: 1)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true", help="also print the timings as JSON")
     p.set_defaults(func=_cmd_render)

@@ -7,7 +7,7 @@ rgb = renderer.render(frame)                # uint8 (512, 512, 3)
 ```
 
 Preparing a photo needs the ``face`` extra (MediaPipe); rendering a prepared ``.avatar`` needs
-only torch and numpy.
+only numpy (no torch).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from .avatar import AVATAR_SUFFIX, AVATAR_VERSION, Avatar, file_sha256, load_avatar
 from .image import MAX_SIDE, PortraitError, load_image
@@ -75,17 +73,20 @@ def load_portrait(
     portrait: Any,
     size: int | tuple[int, int] = DEFAULT_SIZE,
     crop: str | float = "face",
-    device: str | torch.device | None = None,
+    device: str | None = None,
+    *,
+    threads: int = 1,
 ) -> Renderer:
     """A :class:`Renderer` for a portrait, ready to turn rig frames into RGB images.
 
     ``portrait``: an image path, a ``.avatar`` path, a numpy array, a PIL image or an
     :class:`Avatar`. ``size``: output side (int) or (width, height), default 512x512. ``crop``:
     ``"face"`` (head and shoulders, default), ``"full"`` (the whole photo, cut to the aspect
-    ratio) or a number (box height in face heights). ``device``: torch device (default CUDA when
-    available, else CPU).
+    ratio) or a number (box height in face heights). ``device``: ``"cpu"`` or None (the renderer
+    runs on the CPU in numpy; anything else raises ``ValueError``). ``threads``: CPU threads per
+    frame (see :class:`Renderer`).
     """
-    return Renderer(as_avatar(portrait), size=size, crop=crop, device=device)
+    return Renderer(as_avatar(portrait), size=size, crop=crop, device=device, threads=threads)
 
 
 # ----------------------------------------------------------------------------------------------

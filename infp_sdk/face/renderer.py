@@ -1,7 +1,7 @@
-"""The portrait renderer: rig (head pose, gaze, 52 blendshapes) -> RGB frame, in torch.
+"""The portrait renderer: rig (head pose, gaze, 52 blendshapes) -> RGB frame, in numpy.
 
 How a frame is made (all shapes fixed at construction, so the per-frame work is a handful of
-tensor operations on a coarse grid plus one full-resolution resampling):
+array operations on a coarse grid plus one full-resolution resampling):
 
 1. Expression: the blendshape and gaze weights mix precomputed dense displacement fields
    (one per channel, rasterised once from the control mesh with barycentric weights) into one
@@ -11,23 +11,27 @@ tensor operations on a coarse grid plus one full-resolution resampling):
    behind the face at ear height, projected orthographically, shifted and scaled by the head
    translation, and mixed in by the head weight (1 on the head, fading down the neck and into a
    band of background, 0 beyond), so the background stays exactly still.
-3. The forward field (where each source point goes) is inverted by a few fixed-point steps
-   (source = target - displacement(source)), upsampled, and the portrait is resampled with
-   ``grid_sample``; only the moving region is resampled, the rest is copied.
+3. The forward field (where each source point goes) is inverted by a few Newton steps
+   (source = target - displacement(source)), upsampled, and the portrait is resampled
+   bilinearly; only the moving region is resampled, the rest is copied.
 4. Mouth: where the lips have parted further than in the photo, a cavity with a hint of upper and
    lower teeth is drawn between the inner lip contours.
+
+Everything is numpy on the CPU: no torch, no compiled graph. The bilinear sampling is done by
+hand (gathers from tables built once), which measured faster here than onnxruntime's GridSample;
+``docs/architecture.md`` has the numbers. The sampling conventions are those of torch's
+``grid_sample(align_corners=False)`` and ``interpolate``, which the renderer used before, so the
+frames are the same to within rounding.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..motion import ARKIT_BLENDSHAPES, NUM_BLENDSHAPES, Frame
 from . import mesh
@@ -44,6 +48,11 @@ DEPTH_SCALE = 0.75
 """Depth relief used for head rotation, relative to the face mesh's (see ``Renderer``)."""
 CAMERA_DISTANCE_M = 0.6
 """Distance from camera to face assumed for the rig's z translation (perspective scale)."""
+BAND_PIXELS = 16384
+"""Pixels (or grid points) worked on at once: about a dozen float32 arrays of this size fit in
+a core's L2 cache."""
+NEWTON_TOLERANCE = 1e-3
+"""Pixels: a point of the inverse warp whose Newton step was smaller has converged."""
 
 
 def crop_box(
@@ -129,11 +138,152 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return (r_roll @ r_pitch @ r_yaw).astype(np.float32)
 
 
+# ----------------------------------------------------------------------------------------------
+# Resampling helpers: the conventions of torch's grid_sample / interpolate (align_corners=False),
+# so frames match those of the torch renderer this replaced. Coordinates are in pixels of the
+# source, pixel centres at integers.
+# ----------------------------------------------------------------------------------------------
+
+
+def _cubic_weights(t: np.ndarray) -> np.ndarray:
+    """Keys cubic convolution weights (A = -0.75, as torch's bicubic) of the 4 taps around t."""
+    a = -0.75
+
+    def near(x: np.ndarray) -> np.ndarray:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x: np.ndarray) -> np.ndarray:
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], -1)
+
+
+def _sample_matrix(coords: np.ndarray, n_in: int, mode: str) -> np.ndarray:
+    """(len(coords), n_in) matrix sampling a 1-D signal at ``coords``, clamped at the border.
+
+    ``mode`` is ``"bilinear"`` (the coordinate is clamped) or ``"bicubic"`` (each tap is).
+    """
+    m = np.zeros((len(coords), n_in))
+    rows = np.arange(len(coords))
+    if mode == "bilinear":
+        c = np.clip(coords, 0, n_in - 1)
+        i0 = np.floor(c).astype(np.intp)
+        t = c - i0
+        np.add.at(m, (rows, i0), 1 - t)
+        np.add.at(m, (rows, np.minimum(i0 + 1, n_in - 1)), t)
+    else:
+        i0 = np.floor(coords).astype(np.intp)
+        w = _cubic_weights(coords - i0)
+        for k in range(4):
+            np.add.at(m, (rows, np.clip(i0 - 1 + k, 0, n_in - 1)), w[:, k])
+    return m
+
+
+def _antialias_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) antialiased bilinear resize (a triangle filter widened by the scale)."""
+    scale = n_in / n_out
+    support, inv = (scale, 1.0 / scale) if scale >= 1.0 else (1.0, 1.0)
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        centre = scale * (i + 0.5)
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), n_in)
+        w = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) * inv))
+        if w.sum() > 0:
+            m[i, lo:hi] = w / w.sum()
+    return m
+
+
+def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) area (adaptive average) downsampling."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def _separable(my: np.ndarray, image: np.ndarray, mx: np.ndarray) -> np.ndarray:
+    """(H, W, C) image -> (C, out_h, out_w) float32 through row and column matrices."""
+    rows = np.tensordot(my, image, axes=(1, 0))  # (out_h, W, C)
+    return np.tensordot(mx, rows, axes=(1, 1)).transpose(2, 1, 0).astype(np.float32)
+
+
+def _sample_points(image: np.ndarray, x: np.ndarray, y: np.ndarray, border: bool) -> np.ndarray:
+    """Bilinear samples of a (C, H, W) image at pixel coordinates (x, y) -> (C, *x.shape).
+
+    Outside the image: the nearest edge pixel (``border``) or zero.
+    """
+    _, h, w = image.shape
+    if border:
+        x, y = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
+    x0, y0 = np.floor(x), np.floor(y)
+    tx, ty = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    x0, y0 = x0.astype(np.intp), y0.astype(np.intp)
+    out = np.zeros((image.shape[0], *np.shape(x)), np.float32)
+    for dy, wy in ((0, 1 - ty), (1, ty)):
+        for dx, wx in ((0, 1 - tx), (1, tx)):
+            xi, yi = x0 + dx, y0 + dy
+            ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+            out += image[:, yi.clip(0, h - 1), xi.clip(0, w - 1)] * (wx * wy * ok)
+    return out
+
+
+def _upsample_taps(n_out: int, n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear upsampling by ``factor`` along one axis: (first taps, second taps, their weight)."""
+    src = np.maximum((np.arange(n_out) + 0.5) / factor - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.intp), n_in - 1)
+    return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
+
+
+def _device(device: Any) -> str:
+    """The renderer runs on the CPU: accept "cpu" (or None), refuse anything else clearly."""
+    if device is None or str(device) == "cpu":
+        return "cpu"
+    raise ValueError(
+        f"the portrait renderer runs on the CPU (numpy), not on {str(device)!r}: "
+        "pass device='cpu' or leave device out"
+    )
+
+
+class _Scratch:
+    """Per-renderer work arrays for one frame (``n`` grid points, ``m`` region pixels)."""
+
+    def __init__(self, n: int, m: int, grid: tuple[int, int]):
+        f32 = np.float32
+        gh, gw = grid
+        self.field_coef = np.empty((gh + 2) * (gw + 2), np.dtype((np.void, 96)))
+        self.field_tmp = np.empty((2, gh + 2, gw + 2, 6), f32)
+        self.cell6 = np.empty(n, np.dtype((np.void, 96)))
+        self.v = np.empty((6, n), f32)
+        self.expr = np.empty(2 * n, f32)
+        self.forward = np.empty((2, n), f32)
+        self.back = np.empty((2, n), f32)
+        self.g = np.empty((2, n), f32)
+        self.n = np.empty((4, n), f32)
+        self.k = np.empty(n, np.intp)
+        self.ok = np.empty(n, bool)
+        self.rows = np.empty(2 * m, f32)
+        self.rows2 = np.empty(2 * m, f32)
+        self.p = np.empty((6, m), f32)
+        self.pk = np.empty(m, np.intp)
+        self.region = np.empty(3 * m, f32)
+        self.cell = np.empty(m, np.dtype((np.void, 16)))
+
+
 class Renderer:
     """Animates one portrait from the rig. Build with :func:`load_portrait`.
 
     ``render(frame)`` returns uint8 (H, W, 3) RGB. The renderer keeps no per-frame state, so frames
-    can be rendered in any order; it is not safe to call from two threads at once.
+    can be rendered in any order; it is not safe to call from two threads at once (it reuses its
+    scratch buffers).
+
+    ``device`` is accepted for compatibility and must be ``"cpu"`` or None: the renderer is numpy.
+    ``threads``: CPU threads for one frame (default 1). More split each frame's bands of pixels and
+    grid points between threads; that can only pay on idle cores (on a busy 2-core machine two
+    were slower than one, and the render job leaves the second core to the video encoder).
+    ``stride`` is the coarse grid's spacing in output pixels, ``iterations`` the Newton steps of
+    the inverse warp.
     """
 
     def __init__(
@@ -141,18 +291,22 @@ class Renderer:
         avatar: Avatar,
         size: int | tuple[int, int] = DEFAULT_SIZE,
         crop: str | float = "face",
-        device: str | torch.device | None = None,
+        device: Any = None,
         *,
         stride: int = 2,
         iterations: int = 3,
+        threads: int = 1,
     ):
         avatar.validate()
         out_w, out_h = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         if out_w < 16 or out_h < 16 or out_w > 4096 or out_h > 4096:
             raise ValueError(f"output size must be 16..4096 pixels a side, got {out_w}x{out_h}")
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = _device(device)
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        # numpy releases the GIL in its array loops, so bands of the frame render in parallel.
+        self._threads = int(threads)
+        self._pool = ThreadPoolExecutor(threads, "infp-render") if threads > 1 else None
         self.avatar = avatar
         self.width, self.height = out_w, out_h
         self.stride = stride
@@ -167,10 +321,10 @@ class Renderer:
         weight = self._crop_resize(avatar.head_weight.astype(np.float32)[:, :, None] / 255.0)[0]
         # Resampling rings a little around the edges of the head region: whatever is below one
         # level of the stored map is exactly still, so the background stays bit-identical.
-        weight = torch.where(weight < 0.5 / 255, torch.zeros_like(weight), weight.clamp(max=1))
-        self.base = base.clamp(0, 1).to(self.device)  # (3, H, W)
-        self.base_u8 = (
-            (self.base * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+        weight = np.where(weight < 0.5 / 255, 0.0, np.minimum(weight, 1.0)).astype(np.float32)
+        self.base = np.clip(base, 0, 1)  # (3, H, W) float32
+        self.base_u8 = np.ascontiguousarray(
+            np.clip(self.base * 255 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
         )
 
         # Control mesh in output pixels.
@@ -207,9 +361,7 @@ class Renderer:
         # that stretch from smearing at the face outline at +-20 degrees of yaw.
         z = depth_pivot + DEPTH_SCALE * (z - depth_pivot)
         fields = np.einsum("hwk,chwkd->chwd", bary, vbases[:, tri]) * covered[None, :, :, None]
-        w_grid = F.interpolate(weight[None, None], size=(gh_full, gw_full), mode="area")[
-            0, 0
-        ].numpy()
+        w_grid = _area_matrix(out_h, gh_full) @ weight @ _area_matrix(out_w, gw_full).T
 
         # Only the region where something can move is resampled each frame.
         moving = (w_grid > 0.5 / 255) | (np.abs(fields).sum((0, 3)) > 1e-3)
@@ -227,41 +379,67 @@ class Renderer:
         )
         sl = (slice(gy0, gy1), slice(gx0, gx1))
         gh, gw = gy1 - gy0, gx1 - gx0
-        t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
-        self._fields = (
-            t(fields[:, sl[0], sl[1]].transpose(0, 3, 1, 2))
-            .reshape(len(self.channel_names), -1)
-            .to(self.device)
-        )  # (K, 2*gh*gw)
-        gx = (np.arange(gx0, gx1) * stride + off).astype(np.float32)
-        gy = (np.arange(gy0, gy1) * stride + off).astype(np.float32)
         self._gshape = (gh, gw)
-        self._gxy = torch.stack(torch.meshgrid(t(gx), t(gy), indexing="xy")).to(self.device)
-        self._gz = t(z[sl]).to(self.device)
-        self._gw = t(w_grid[sl]).to(self.device)
-        # Normalised coordinates (grid_sample, align_corners=False) of the coarse grid and of the
-        # output pixels of the moving region.
-        self._norm_scale = torch.tensor(
-            [2.0 / (gw * stride), 2.0 / (gh * stride)], dtype=torch.float32, device=self.device
-        ).view(2, 1, 1)
-        self._norm_origin = torch.tensor(
-            [gx0 * stride - 0.5, gy0 * stride - 0.5], dtype=torch.float32, device=self.device
-        ).view(2, 1, 1)
-        py0, py1, px0, px1 = self._pix_box
-        pxs = torch.arange(px0, px1, dtype=torch.float32, device=self.device)
-        pys = torch.arange(py0, py1, dtype=torch.float32, device=self.device)
-        self._pxy = torch.stack(torch.meshgrid(pxs, pys, indexing="xy"))  # (2, h, w)
-        self._full_norm = torch.tensor(
-            [2.0 / out_w, 2.0 / out_h], dtype=torch.float32, device=self.device
-        ).view(2, 1, 1)
+        f32 = np.float32
+        self._fields = np.ascontiguousarray(
+            fields[:, sl[0], sl[1]].transpose(0, 3, 1, 2).reshape(len(self.channel_names), -1),
+            f32,
+        )  # (K, 2*gh*gw): x displacements of all grid points, then y
+        # Each channel moves only part of the face (a blink, a brow): the bounding box of its
+        # non-zero part, so a frame with few active channels adds only those boxes.
+        self._boxes = []
+        for field in self._fields.reshape(len(self.channel_names), 2, gh, gw):
+            nz = np.abs(field).max(0) > 0
+            rr, cc = np.nonzero(nz.any(1))[0], np.nonzero(nz.any(0))[0]
+            if len(rr) == 0:
+                self._boxes.append(None)
+                continue
+            box = (slice(rr[0], rr[-1] + 1), slice(cc[0], cc[-1] + 1))
+            self._boxes.append((box, np.ascontiguousarray(field[:, box[0], box[1]])))
+        self._box_area = np.array([0 if b is None else b[1].size for b in self._boxes])
+        gx = (np.arange(gx0, gx1) * stride + off).astype(f32)
+        gy = (np.arange(gy0, gy1) * stride + off).astype(f32)
+        self._gxy = np.stack(np.meshgrid(gx, gy, indexing="xy")).astype(f32)  # (2, gh, gw)
+        self._gw = np.ascontiguousarray(w_grid[sl], f32).reshape(-1)
+        self._gxy_flat = self._gxy.reshape(2, -1)
 
         # Pivot: behind the face (the head's centre) at the height of the ears.
         oval = verts[list(mesh.FACE_OVAL)]
         ear_y = float(verts[[234, 454], 1].mean())
         self.pivot = np.array([oval[:, 0].mean(), ear_y, depth_pivot], np.float32)
-        self._pivot_t = torch.as_tensor(self.pivot, device=self.device).view(3, 1)
         face_width_px = float(np.ptp(verts[: mesh.NUM_FACE_POINTS, 0]))
         self.pixels_per_metre = face_width_px / FACE_WIDTH_M
+        # Head motion of a grid point, relative to the pivot: (R - 1) (p - pivot); the depth part
+        # is the same every frame, so its product with the head weight is kept.
+        self._rel = (self._gxy_flat - self.pivot[:2, None]).astype(f32)
+        self._wz = (self._gw * (z[sl].astype(f32).reshape(-1) - self.pivot[2])).astype(f32)
+
+        # The inverse warp samples the forward field and its Jacobian (6 planes) with zeros
+        # outside: a zero border of one cell before and two after lets every sample read its
+        # four corners without bounds checks once the coordinates are clamped to [-1, size].
+        self._field = np.zeros((gh + 3, gw + 3, 6), f32)
+        self._grid_origin = float(gx0 * stride + off), float(gy0 * stride + off)
+
+        # Bilinear sampling of the photo in the final resampling, as a table of per-cell
+        # coefficients: value = a + tx (b - a) + ty (c - a) + tx ty (a - b - c + d) for the cell's
+        # corners a, b (right), c (below), d; the edge is repeated (grid_sample's border mode).
+        # The table is in output units (x 255, + 0.5 to round by truncation), so a sample is
+        # four gathers and three multiply-adds, and the uint8 frame one cast. A bilinear sample
+        # stays within its corners, so it needs no clamping before the cast.
+        edge = np.pad(self.base * 255, ((0, 0), (0, 1), (0, 1)), mode="edge")
+        a, b = edge[:, :-1, :-1], edge[:, :-1, 1:]
+        c, d = edge[:, 1:, :-1], edge[:, 1:, 1:]
+        # One 16-byte record per pixel and channel: a sample is one gather per channel.
+        coef = np.stack([a + 0.5, b - a, c - a, a - b - c + d], -1).reshape(3, -1, 4)
+        self._coef = np.ascontiguousarray(coef, f32).view(np.dtype((np.void, 16)))[..., 0]
+        py0, py1, px0, px1 = self._pix_box
+        self._up_rows = _upsample_taps(py1 - py0, gh, stride)
+        self._up_cols = _upsample_taps(px1 - px0, gw, stride)
+        self._px = np.arange(px0, px1, dtype=f32)
+        self._py = np.arange(py0, py1, dtype=f32)[:, None]
+        # Scratch buffers reused every frame: fresh multi-megabyte temporaries cost page faults
+        # (the allocator hands large blocks back to the system), which doubled the frame time.
+        self._scratch = _Scratch(gh * gw, (py1 - py0) * (px1 - px0), (gh, gw))
 
         # Sparse copies of the contours drawn over the warp: inner lips and eyelids.
         lips = list(mesh.LIPS_INNER_UPPER) + list(mesh.LIPS_INNER_LOWER)
@@ -279,10 +457,9 @@ class Renderer:
             np.float32
         )
         self._sparse_bases = vbases[:, ids]  # (K, S, 2)
-        grid = torch.as_tensor(self._sparse_xy, dtype=torch.float32).view(1, 1, -1, 2)
-        grid = (grid + 0.5) * torch.tensor([2.0 / out_w, 2.0 / out_h]) - 1
-        self._sparse_w = F.grid_sample(weight[None, None], grid, align_corners=False)[0, 0, 0]
-        self._sparse_w = self._sparse_w.numpy()
+        self._sparse_w = _sample_points(
+            weight[None], self._sparse_xy[:, 0], self._sparse_xy[:, 1], border=False
+        )[0]
         n_up = len(mesh.LIPS_INNER_UPPER)
         self._n_lips = 2 * n_up
         rest = self._sparse_xy
@@ -294,36 +471,34 @@ class Renderer:
 
     # ------------------------------------------------------------------------------------------
 
-    def _crop_resize(self, array: np.ndarray) -> torch.Tensor:
-        """(H, W, C) float array -> (C, out_h, out_w) tensor of the crop box, antialiased."""
+    def _crop_resize(self, array: np.ndarray) -> np.ndarray:
+        """(H, W, C) float array -> (C, out_h, out_w) float32 of the crop box, antialiased.
+
+        Bicubic when enlarging; when shrinking, an antialiased resize to about the output scale
+        followed by bilinear sampling of the exact (fractional) box. Both are separable, so each
+        is one matrix per axis.
+        """
         x0, y0, bw, bh = self.crop
         h, w = array.shape[:2]
         ix0, iy0 = int(math.floor(x0)), int(math.floor(y0))
         ix1, iy1 = min(w, int(math.ceil(x0 + bw))), min(h, int(math.ceil(y0 + bh)))
-        sub = torch.from_numpy(np.ascontiguousarray(array[iy0:iy1, ix0:ix1])).permute(2, 0, 1)
-        # Resample the exact (fractional) box: an affine grid over the integer-aligned crop.
+        sub = array[iy0:iy1, ix0:ix1].astype(np.float64)
         sw, sh = ix1 - ix0, iy1 - iy0
-        down = bw / self.width > 1.0
-        if down:  # antialias first, then sample the exact sub-pixel box
+        # Output pixel centres in the crop's pixel units (pixel centres at k + 0.5).
+        xs = (np.arange(self.width) + 0.5) * bw / self.width + x0 - ix0
+        ys = (np.arange(self.height) + 0.5) * bh / self.height + y0 - iy0
+        if bw / self.width > 1.0:  # antialias first, then sample the exact sub-pixel box
             factor = bw / self.width
-            sub = F.interpolate(
-                sub[None],
-                size=(max(1, round(sh / factor)), max(1, round(sw / factor))),
-                mode="bilinear",
-                antialias=True,
-                align_corners=False,
-            )[0]
-        xs = (torch.arange(self.width, dtype=torch.float32) + 0.5) * bw / self.width + x0 - ix0
-        ys = (torch.arange(self.height, dtype=torch.float32) + 0.5) * bh / self.height + y0 - iy0
-        grid = torch.stack(torch.meshgrid(xs / sw * 2 - 1, ys / sh * 2 - 1, indexing="xy"), -1)
-        mode = "bilinear" if down else "bicubic"
-        out = F.grid_sample(
-            sub[None], grid[None], mode=mode, padding_mode="border", align_corners=False
-        )
-        return out[0]
+            nh, nw = max(1, round(sh / factor)), max(1, round(sw / factor))
+            my = _sample_matrix(ys * nh / sh - 0.5, nh, "bilinear") @ _antialias_matrix(sh, nh)
+            mx = _sample_matrix(xs * nw / sw - 0.5, nw, "bilinear") @ _antialias_matrix(sw, nw)
+        else:
+            my = _sample_matrix(ys - 0.5, sh, "bicubic")
+            mx = _sample_matrix(xs - 0.5, sw, "bicubic")
+        return _separable(my, sub, mx)
 
     def _mouth_colours(self, verts: np.ndarray) -> None:
-        img = self.base.permute(1, 2, 0).cpu().numpy()
+        img = self.base.transpose(1, 2, 0)
         h, w = img.shape[:2]
 
         def sample(ids: Sequence[int]) -> np.ndarray:
@@ -359,11 +534,9 @@ class Renderer:
         lid_ids = list(mesh.EYE_A_UPPER[1:-1]) + list(mesh.EYE_B_UPPER[1:-1])
         lid = np.stack([sample([i]) for i in lid_ids])
         lash = lid[np.argsort(lid.mean(1))[: max(2, len(lid) // 3)]].mean(0)
-        self._lash = torch.tensor(0.8 * lash, dtype=torch.float32).to(self.device).view(3, 1, 1)
-        self._cavity = torch.tensor(np.clip(0.35 * lip + 0.03, 0, 1), dtype=torch.float32)
-        self._teeth = torch.tensor(np.clip(teeth, 0, 1), dtype=torch.float32)
-        self._cavity = self._cavity.to(self.device).view(3, 1, 1)
-        self._teeth = self._teeth.to(self.device).view(3, 1, 1)
+        self._lash = (0.8 * lash).astype(np.float32).reshape(3, 1, 1)
+        self._cavity = np.clip(0.35 * lip + 0.03, 0, 1).astype(np.float32).reshape(3, 1, 1)
+        self._teeth = np.clip(teeth, 0, 1).astype(np.float32).reshape(3, 1, 1)
 
     # ------------------------------------------------------------------------------------------
 
@@ -374,7 +547,7 @@ class Renderer:
 
     def rest(self) -> np.ndarray:
         """The portrait as shown at rest (uint8 (H, W, 3)), i.e. the cropped, resized photo."""
-        return self.base_u8.cpu().numpy()
+        return self.base_u8.copy()
 
     def _weights(self, blendshapes: np.ndarray, gaze: np.ndarray) -> np.ndarray:
         bs = np.clip(np.nan_to_num(blendshapes[self._bs_index]), 0.0, 1.0)
@@ -399,26 +572,12 @@ class Renderer:
         gaze: Sequence[float] | np.ndarray | None = None,
         blendshapes: Sequence[float] | np.ndarray | None = None,
     ) -> np.ndarray:
-        """One frame: uint8 (H, W, 3) RGB.
+        """One frame: uint8 (H, W, 3) RGB, a new array.
 
         Give a :class:`~infp_sdk.Frame`, or the raw arrays: ``head`` (6: yaw, pitch, roll in
         radians, x, y, z in metres), ``gaze`` (4: left yaw, left pitch, right yaw, right pitch in
         radians), ``blendshapes`` (52 ARKit weights in 0..1). Missing parts are at rest.
         """
-        return (
-            self.render_tensor(frame, head=head, gaze=gaze, blendshapes=blendshapes).cpu().numpy()
-        )
-
-    @torch.no_grad()
-    def render_tensor(
-        self,
-        frame: Frame | None = None,
-        *,
-        head: Any = None,
-        gaze: Any = None,
-        blendshapes: Any = None,
-    ) -> torch.Tensor:
-        """Like :meth:`render` but returns the uint8 (H, W, 3) tensor on the renderer's device."""
         if frame is not None:
             head = frame.head if head is None else head
             gaze = frame.gaze if gaze is None else gaze
@@ -428,63 +587,272 @@ class Renderer:
         blendshapes = _vector(blendshapes, NUM_BLENDSHAPES, "blendshapes")
         weights = self._weights(blendshapes, gaze)
         rot, shift, zoom = self._head_params(head)
-        dev = self.device
 
-        # 1-2: forward displacement on the coarse grid.
-        gh, gw = self._gshape
-        w_t = torch.from_numpy(weights).to(dev)
-        expr = (w_t @ self._fields).view(2, gh, gw)
-        src = self._gxy + expr
-        p = torch.cat([src, self._gz[None]]).view(3, -1) - self._pivot_t
-        q = torch.from_numpy(rot).to(dev) @ p
-        moved = (q[:2] * zoom + self._pivot_t[:2]).view(2, gh, gw)
-        moved = moved + torch.from_numpy(shift).to(dev).view(2, 1, 1)
-        forward = expr + self._gw * (moved - src)
-
-        # 3: invert it: the source of target x is the y with y + forward(y) = x. Newton steps
-        # with the field's Jacobian (finite differences on the grid): plain fixed-point steps
-        # diverge where the warp stretches the image by more than 2x, as in an opening mouth.
-        st = float(self.stride)
-        jx = torch.zeros_like(forward)
-        jy = torch.zeros_like(forward)
-        jx[:, :, 1:-1] = (forward[:, :, 2:] - forward[:, :, :-2]) / (2 * st)
-        jy[:, 1:-1, :] = (forward[:, 2:, :] - forward[:, :-2, :]) / (2 * st)
-        field = torch.cat([forward, jx, jy])[None]  # fx, fy, dfx/dx, dfy/dx, dfx/dy, dfy/dy
-        x = self._gxy
-        y = x - forward
-        for _ in range(self.iterations):
-            norm = ((y - self._norm_origin) * self._norm_scale - 1).permute(1, 2, 0)[None]
-            f = F.grid_sample(
-                field, norm, mode="bilinear", padding_mode="zeros", align_corners=False
-            )[0]
-            rx = y[0] + f[0] - x[0]
-            ry = y[1] + f[1] - x[1]
-            a, c = 1 + f[2], f[3]  # d(y + f)/dy as [[a, b], [c, d]]
-            b, d = f[4], 1 + f[5]
-            det = a * d - b * c
-            ok = det > 0.15  # near a fold, fall back to a damped fixed-point step
-            inv = torch.where(ok, 1.0 / det.clamp(min=0.15), torch.zeros_like(det))
-            step_x = torch.where(ok, (d * rx - b * ry) * inv, 0.5 * rx)
-            step_y = torch.where(ok, (a * ry - c * rx) * inv, 0.5 * ry)
-            y = y - torch.stack([step_x, step_y])
-        back = (y - x)[None]
-        py0, py1, px0, px1 = self._pix_box
-        back = F.interpolate(back, scale_factor=self.stride, mode="bilinear", align_corners=False)[
-            :, :, : py1 - py0, : px1 - px0
-        ]
-        pos = self._pxy + back[0]
-        norm = ((pos + 0.5) * self._full_norm - 1).permute(1, 2, 0)[None]
-        region = F.grid_sample(
-            self.base[None], norm, mode="bilinear", padding_mode="border", align_corners=False
-        )[0]
+        back = self._inverse_warp(self._forward(weights, rot, shift, zoom))
+        region = self._resample(back)  # (h, w, 3) in output units
 
         # 4: mouth interior and lash lines.
         sparse = self._sparse_positions(weights, rot, shift, zoom)
-        self._mouth(region, sparse[: self._n_lips])
-        self._lids(region, sparse[self._n_lips :], weights)
-        out = self.base_u8.clone()
-        out[py0:py1, px0:px1] = (region * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+        planes = region.transpose(2, 0, 1)
+        self._mouth(planes, sparse[: self._n_lips])
+        self._lids(planes, sparse[self._n_lips :], weights)
+        py0, py1, px0, px1 = self._pix_box
+        out = self.base_u8.copy()
+        np.copyto(out[py0:py1, px0:px1], region, casting="unsafe")  # truncation = rounding
         return out
+
+    def _forward(
+        self, weights: np.ndarray, rot: np.ndarray, shift: np.ndarray, zoom: float
+    ) -> np.ndarray:
+        """1-2: where each coarse grid point of the photo goes, as a displacement (2, gh*gw)."""
+        gh, gw = self._gshape
+        n = gh * gw
+        ws = self._scratch
+        active = np.flatnonzero(weights)
+        if 3 * self._box_area[active].sum() < self._fields.size:
+            # few channels: add their boxes (the full product reads every field, ~20 MB at 512)
+            grid = ws.expr.reshape(2, gh, gw)
+            grid[:] = 0
+            for k in active:
+                if self._boxes[k] is not None:
+                    (rows, cols), field = self._boxes[k]
+                    grid[:, rows, cols] += weights[k] * field
+        else:
+            np.dot(weights, self._fields, out=ws.expr)
+        expr = ws.expr.reshape(2, n)
+        # The head moves point p (around the pivot) to zoom * R p: the displacement is
+        # (zoom R - 1) (p - pivot), p = grid point + expression, mixed in by the head weight.
+        m = (zoom * rot[:2].astype(np.float64) - np.eye(2, 3)).tolist()
+        fwd = ws.forward
+        move, tmp = ws.g[0], ws.g[1]
+        for k in range(2):
+            np.multiply(self._rel[0], m[k][0], out=move)
+            np.multiply(self._rel[1], m[k][1], out=tmp)
+            move += tmp
+            np.multiply(expr[0], m[k][0], out=tmp)
+            move += tmp
+            np.multiply(expr[1], m[k][1], out=tmp)
+            move += tmp
+            move += float(shift[k])
+            move *= self._gw
+            np.multiply(self._wz, m[k][2], out=tmp)
+            move += tmp
+            np.add(expr[k], move, out=fwd[k])
+        return fwd
+
+    def _inverse_warp(self, forward: np.ndarray) -> np.ndarray:
+        """3: the source of each grid point, as a displacement (2, gh*gw).
+
+        The source of target x is the y with y + forward(y) = x. Newton steps with the field's
+        Jacobian (finite differences on the grid): plain fixed-point steps diverge where the warp
+        stretches the image by more than 2x, as in an opening mouth. Points that do not move
+        (forward exactly 0) are their own source and are left out.
+        """
+        gh, gw = self._gshape
+        st = float(self.stride)
+        ws = self._scratch
+        # The six planes fx, fy, dfx/dx, dfy/dx, dfx/dy, dfy/dy, zero-bordered, stored as one
+        # record of 6 per cell so that the table below is built by sequential passes.
+        field = self._field
+        inner = field[1 : gh + 1, 1 : gw + 1]
+        fwd = forward.reshape(2, gh, gw)
+        for ch in range(2):
+            inner[:, :, ch] = fwd[ch]
+            np.subtract(fwd[ch, :, 2:], fwd[ch, :, :-2], out=inner[:, 1:-1, 2 + ch])
+            np.subtract(fwd[ch, 2:, :], fwd[ch, :-2, :], out=inner[1:-1, :, 4 + ch])
+        inner[:, :, 2:] *= 1 / (2 * st)
+        # Per-cell bilinear coefficients of the six planes, one 96-byte record per cell, so a
+        # sample is one gather: v = a + tx (b - a) + ty (c - a) + tx ty (a - b - c + d).
+        coef = ws.field_coef.view(np.float32).reshape(gh + 2, gw + 2, 6, 4)
+        a, b = field[:-1, :-1], field[:-1, 1:]
+        c, d = field[1:, :-1], field[1:, 1:]
+        ba, dc = ws.field_tmp
+        coef[..., 0] = a
+        np.subtract(b, a, out=ba)
+        coef[..., 1] = ba
+        np.subtract(c, a, out=coef[..., 2])
+        np.subtract(d, c, out=dc)
+        np.subtract(dc, ba, out=coef[..., 3])
+
+        back = ws.back
+        back[:] = 0
+        moving = np.flatnonzero((forward[0] != 0) | (forward[1] != 0))
+        n = len(moving)
+        parts = max(self._threads if n >= 4096 else 1, -(-n // BAND_PIXELS))
+        bounds = np.linspace(0, n, parts + 1).astype(int)
+        jobs = [(moving[i:j], i) for i, j in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._map(lambda job: self._newton(forward, *job), jobs)
+        return back
+
+    def _newton(self, forward: np.ndarray, points: np.ndarray, start: int) -> None:
+        """Newton steps for the grid points ``points`` (flat indices), results into the scratch
+        ``back``; ``start`` is where this share's slice of the scratch buffers begins."""
+        gh, gw = self._gshape
+        st = float(self.stride)
+        ws = self._scratch
+        row = gw + 2
+        ox, oy = self._grid_origin
+        table = ws.field_coef
+        back = ws.back
+        x = np.take(self._gxy_flat, points, axis=1)
+        y = x - np.take(forward, points, axis=1)
+        for it in range(self.iterations):
+            n = len(points)
+            if n == 0:
+                return
+            cx, cy, tmp, det = (ws.n[i][start : start + n] for i in range(4))
+            k = ws.k[start : start + n]
+            cell = ws.cell6[start : start + n]
+            f = cell.view(np.float32).reshape(n, 6, 4)
+            ok = ws.ok[start : start + n]
+            # Grid coordinates of y (cell j's centre at j), clamped into the zero border.
+            np.subtract(y[0], ox, out=cx)
+            cx *= 1 / st
+            np.clip(cx, -1, gw, out=cx)
+            np.subtract(y[1], oy, out=cy)
+            cy *= 1 / st
+            np.clip(cy, -1, gh, out=cy)
+            # flat index of the cell, computed exactly in float32 (< 2**24)
+            np.floor(cy, out=tmp)
+            cy -= tmp  # ty
+            tmp *= row
+            det[:] = cx
+            np.floor(cx, out=cx)
+            det -= cx  # tx
+            tmp += cx
+            tmp += row + 1
+            k[:] = tmp
+            tx, ty = det, cy
+            np.take(table, k, out=cell, mode="clip")
+            txy = np.multiply(tx, ty, out=cx)
+            v = ws.v[:, start : start + n]
+            for ch in range(6):
+                out = v[ch]
+                np.multiply(f[:, ch, 1], tx, out=out)
+                out += f[:, ch, 0]
+                np.multiply(f[:, ch, 2], ty, out=tmp)
+                out += tmp
+                np.multiply(f[:, ch, 3], txy, out=tmp)
+                out += tmp
+            rx, ry = v[0], v[1]
+            rx += y[0]
+            rx -= x[0]
+            ry += y[1]
+            ry -= x[1]
+            a, c, b, d = v[2], v[3], v[4], v[5]  # d(y + f)/dy = [[a, b], [c, d]]
+            a += 1
+            d += 1
+            np.multiply(a, d, out=det)
+            np.multiply(b, c, out=tmp)
+            det -= tmp
+            np.greater(det, 0.15, out=ok)  # near a fold: a damped fixed-point step instead
+            np.maximum(det, 0.15, out=det)
+            np.divide(ok, det, out=det)  # 1/det where ok, else 0
+            # step = J^-1 r where ok, r / 2 elsewhere
+            np.multiply(d, rx, out=cx)
+            np.multiply(b, ry, out=tmp)
+            cx -= tmp
+            cx *= det
+            np.multiply(a, ry, out=cy)
+            np.multiply(c, rx, out=tmp)
+            cy -= tmp
+            cy *= det
+            np.logical_not(ok, out=ok)
+            np.multiply(rx, ok, out=tmp)
+            tmp *= 0.5
+            cx += tmp
+            np.multiply(ry, ok, out=tmp)
+            tmp *= 0.5
+            cy += tmp
+            y[0] -= cx
+            y[1] -= cy
+            if it + 2 == self.iterations:
+                # Before the last step: points whose step was under a thousandth of a pixel
+                # have converged (the next step would move them by about a millionth).
+                np.abs(cx, out=cx)
+                np.abs(cy, out=cy)
+                np.maximum(cx, cy, out=cx)
+                keep = np.flatnonzero(cx > NEWTON_TOLERANCE)
+                if len(keep) < 0.9 * n:
+                    back[:, points] = y - x
+                    points = points[keep]
+                    x, y = np.take(x, keep, axis=1), np.take(y, keep, axis=1)
+        back[:, points] = y - x
+
+    def _map(self, fn: Any, jobs: list) -> None:
+        """Run ``fn`` over ``jobs``, on the renderer's threads when it has more than one."""
+        if len(jobs) == 1 or self._pool is None:
+            for job in jobs:
+                fn(job)
+        else:
+            for _ in self._pool.map(fn, jobs):
+                pass
+
+    def _resample(self, back: np.ndarray) -> np.ndarray:
+        """The moving region of the frame, (h, w, 3) float32 in output units (x 255 + 0.5): the
+        photo sampled at pixel + back, ``back`` upsampled bilinearly from the coarse grid."""
+        gh, gw = self._gshape
+        ws = self._scratch
+        r0, r1, ry = self._up_rows
+        c0, c1, cx = self._up_cols
+        h, w = len(r0), len(c0)
+        grid = back.reshape(2, gh, gw)
+        rows = ws.rows[: 2 * h * gw].reshape(2, h, gw)
+        rows2 = ws.rows2[: 2 * h * gw].reshape(2, h, gw)
+        np.take(grid, r0, axis=1, out=rows, mode="clip")
+        np.take(grid, r1, axis=1, out=rows2, mode="clip")
+        rows2 -= rows
+        rows2 *= ry[:, None]
+        rows += rows2
+        region = ws.region[: h * w * 3].reshape(h, w, 3)
+        # Bands of rows small enough that a band's temporaries stay in the CPU cache: the many
+        # passes numpy makes over them then cost far less than over whole-frame arrays.
+        bands = max(self._threads, -(-h * w // BAND_PIXELS))
+        bounds = np.linspace(0, h, bands + 1).astype(int)
+        self._map(
+            lambda band: self._resample_rows(rows, region, *band),
+            list(zip(bounds[:-1], bounds[1:], strict=True)),
+        )
+        return region
+
+    def _resample_rows(self, rows: np.ndarray, region: np.ndarray, r0: int, r1: int) -> None:
+        """Rows r0..r1 of :meth:`_resample` (each thread takes a band of rows)."""
+        c0, c1, cx = self._up_cols
+        w = len(c0)
+        ws = self._scratch
+        x, y, tx, t = (ws.p[i].reshape(-1, w)[r0:r1] for i in range(4))
+        i = ws.pk.reshape(-1, w)[r0:r1]
+        for pos, tap, edge, limit in (
+            (x, rows[0, r0:r1], self._px, self.width),
+            (y, rows[1, r0:r1], self._py[r0:r1], self.height),
+        ):
+            np.take(tap, c0, axis=1, out=pos, mode="clip")
+            np.take(tap, c1, axis=1, out=t, mode="clip")
+            t -= pos
+            t *= cx
+            pos += t
+            pos += edge
+            np.clip(pos, 0, limit - 1, out=pos)
+        # flat index of the top-left corner (exact in float32: < 2**24 pixels)
+        np.floor(x, out=t)
+        x -= t  # tx
+        np.floor(y, out=tx)
+        y -= tx  # ty
+        tx *= self.width
+        tx += t
+        i[:] = tx
+        np.multiply(x, y, out=t)  # tx ty
+        acc, tmp = ws.p[4].reshape(-1, w)[r0:r1], ws.p[5].reshape(-1, w)[r0:r1]
+        cell = ws.cell.reshape(-1, w)[r0:r1]
+        coef = cell.view(np.float32).reshape(r1 - r0, w, 4)
+        for ch in range(3):
+            np.take(self._coef[ch], i, out=cell, mode="clip")
+            np.multiply(coef[..., 1], x, out=acc)
+            acc += coef[..., 0]
+            np.multiply(coef[..., 2], y, out=tmp)
+            acc += tmp
+            np.multiply(coef[..., 3], t, out=tmp)
+            np.add(acc, tmp, out=region[r0:r1, :, ch])
 
     def _sparse_positions(
         self, weights: np.ndarray, rot: np.ndarray, shift: np.ndarray, zoom: float
@@ -514,22 +882,22 @@ class Renderer:
             return None
         ax = (c1 - c0) / length
         nx = np.array([-ax[1], ax[0]])
-        dev = self.device
-        ys = torch.arange(y_lo, y_hi, dtype=torch.float32, device=dev)[:, None] - float(c0[1])
-        xs = torch.arange(x_lo, x_hi, dtype=torch.float32, device=dev)[None, :] - float(c0[0])
-        s = xs * float(ax[0]) + ys * float(ax[1])
-        t = xs * float(nx[0]) + ys * float(nx[1])
+        ys = np.arange(y_lo, y_hi, dtype=np.float32)[:, None] - np.float32(c0[1])
+        xs = np.arange(x_lo, x_hi, dtype=np.float32)[None, :] - np.float32(c0[0])
+        s = xs * np.float32(ax[0]) + ys * np.float32(ax[1])
+        t = xs * np.float32(nx[0]) + ys * np.float32(nx[1])
 
         def st(p: np.ndarray) -> np.ndarray:
             return np.stack([(p - c0) @ ax, (p - c0) @ nx], -1)
 
-        t_up = _interp_t(s, st(upper), dev)
-        t_lo = _interp_t(s, st(lower), dev)
+        t_up = _interp_t(s, st(upper))
+        t_lo = _interp_t(s, st(lower))
         rows = slice(y_lo - py0, y_hi - py0)
         cols = slice(x_lo - px0, x_hi - px0)
         return rows, cols, s, t, t_up, t_lo, length
 
-    def _mouth(self, region: torch.Tensor, lips: np.ndarray) -> None:
+    def _mouth(self, region: np.ndarray, lips: np.ndarray) -> None:
+        """Open lips: the cavity and teeth, drawn into ``region`` (3, h, w) in output units."""
         n_up = self._n_lips // 2
         upper, lower = lips[:n_up], lips[n_up:]
         gap = float(np.linalg.norm(upper[n_up // 2] - lower[n_up // 2]))
@@ -540,59 +908,47 @@ class Renderer:
         if found is None:
             return
         rows, cols, s, t, t_up, t_lo, length = found
-        inside = ((t - t_up + 0.7) / 1.4).clamp(0, 1) * ((t_lo - t + 0.7) / 1.4).clamp(0, 1)
+        inside = np.clip((t - t_up + 0.7) / 1.4, 0, 1) * np.clip((t_lo - t + 0.7) / 1.4, 0, 1)
         inside = inside * (s > 0) * (s < length)
-        span = (t_lo - t_up).clamp(min=1e-3)
-        depth = ((t - t_up) / span).clamp(0, 1)
-        across = (s / length).clamp(0, 1)
-        centre = torch.sin(math.pi * across)
+        span = np.maximum(t_lo - t_up, 1e-3)
+        depth = np.clip((t - t_up) / span, 0, 1)
+        across = np.clip(s / length, 0, 1)
+        centre = np.sin(np.float32(math.pi) * across)
         # Cavity: darkest in the middle, lighter towards the lips and corners.
-        colour = self._cavity * (1.0 - 0.5 * centre * torch.sin(math.pi * depth))
+        colour = self._cavity * (1.0 - 0.5 * centre * np.sin(np.float32(math.pi) * depth))
         d_up = t - t_up
         if self._photo_teeth is not None:
             # The photo shows teeth between the lips: they stay attached to the upper lip
             # instead of stretching with the opening, and the cavity shows below them.
             r_up, r_lo, r_len, r_c0, r_ax, r_nx = self._photo_teeth
-            s_r = across * r_len
-            tu_r = _interp_t(s_r, r_up, self.device)
-            tl_r = _interp_t(s_r, r_lo, self.device)
-            gap_r = (tl_r - tu_r).clamp(min=0)
-            t_src = tu_r + d_up.clamp(min=0)
-            teeth_a = ((gap_r - d_up) / 2.0).clamp(0, 1)
-            sx = float(r_c0[0]) + s_r * float(r_ax[0]) + t_src * float(r_nx[0])
-            sy = float(r_c0[1]) + s_r * float(r_ax[1]) + t_src * float(r_nx[1])
-            norm = torch.stack(
-                [
-                    (sx + 0.5) * self._full_norm[0, 0, 0] - 1,
-                    (sy + 0.5) * self._full_norm[1, 0, 0] - 1,
-                ],
-                -1,
-            )
-            teeth = F.grid_sample(
-                self.base[None],
-                norm[None],
-                mode="bilinear",
-                padding_mode="border",
-                align_corners=False,
-            )[0]
+            s_r = across * np.float32(r_len)
+            tu_r = _interp_t(s_r, r_up)
+            tl_r = _interp_t(s_r, r_lo)
+            gap_r = np.maximum(tl_r - tu_r, 0)
+            t_src = tu_r + np.maximum(d_up, 0)
+            teeth_a = np.clip((gap_r - d_up) / 2.0, 0, 1)
+            sx = np.float32(r_c0[0]) + s_r * np.float32(r_ax[0]) + t_src * np.float32(r_nx[0])
+            sy = np.float32(r_c0[1]) + s_r * np.float32(r_ax[1]) + t_src * np.float32(r_nx[1])
+            teeth = _sample_points(self.base, sx, sy, border=True)
             colour = colour * (1 - teeth_a) + teeth * teeth_a
         else:
             # Upper teeth hang from the upper lip; lower teeth show a little above the lower lip.
-            tooth_h = torch.clamp(0.45 * span, max=0.12 * length)
-            upper_t = ((t_up + tooth_h - t) / 1.5).clamp(0, 1)
-            lower_h = torch.clamp(0.3 * span - 0.05 * length, min=0, max=0.07 * length)
-            lower_t = ((t - (t_lo - lower_h)) / 1.5).clamp(0, 1) * 0.6 * (lower_h > 0.5)
-            lateral = (1.0 - ((across - 0.5).abs() / 0.38)).clamp(0, 1) ** 0.6
-            teeth_a = (torch.maximum(upper_t, lower_t) * lateral).clamp(0, 1)
+            tooth_h = np.minimum(0.45 * span, np.float32(0.12 * length))
+            upper_t = np.clip((t_up + tooth_h - t) / 1.5, 0, 1)
+            lower_h = np.clip(0.3 * span - np.float32(0.05 * length), 0, np.float32(0.07 * length))
+            lower_t = np.clip((t - (t_lo - lower_h)) / 1.5, 0, 1) * 0.6 * (lower_h > 0.5)
+            lateral = np.clip(1.0 - np.abs(across - 0.5) / 0.38, 0, 1) ** 0.6
+            teeth_a = np.clip(np.maximum(upper_t, lower_t) * lateral, 0, 1)
             # Teeth are shaded by the lip above them and towards the corners.
-            lip_shadow = 0.8 + 0.2 * (d_up / tooth_h.clamp(min=1.0)).clamp(0, 1)
+            lip_shadow = 0.8 + 0.2 * np.clip(d_up / np.maximum(tooth_h, 1.0), 0, 1)
             teeth_shade = (0.7 + 0.3 * centre) * lip_shadow
             colour = colour * (1 - teeth_a) + self._teeth * teeth_shade * teeth_a
-        alpha = (inside * min(1.0, opening))[None]
+        alpha = (inside * np.float32(min(1.0, opening)))[None]
         sub = region[:, rows, cols]
-        sub.mul_(1 - alpha).add_(colour * alpha)
+        sub *= 1 - alpha
+        sub += (colour * 255 + 0.5) * alpha  # the region is in output units
 
-    def _lids(self, region: torch.Tensor, contours: np.ndarray, weights: np.ndarray) -> None:
+    def _lids(self, region: np.ndarray, contours: np.ndarray, weights: np.ndarray) -> None:
         """Closed or nearly closed eyes: the slit left by the warp becomes a lash line."""
         k = 0
         for side, up, lo in self._eyes:
@@ -609,27 +965,26 @@ class Renderer:
                 continue
             rows, cols, s, t, t_up, t_lo, length = found
             mid = (t_up + t_lo) / 2
-            half = ((t_lo - t_up).abs() / 2 + 1.5) * (
-                0.3 + 0.7 * torch.sin(math.pi * (s / length).clamp(0, 1))
+            half = (np.abs(t_lo - t_up) / 2 + 1.5) * (
+                0.3 + 0.7 * np.sin(np.float32(math.pi) * np.clip(s / length, 0, 1))
             )
-            line = ((half - (t - mid).abs()) / 0.9 + 0.5).clamp(0, 1)
+            line = np.clip((half - np.abs(t - mid)) / 0.9 + 0.5, 0, 1)
             line = line * (s > 0) * (s < length)
-            alpha = (line * a)[None]
+            alpha = (line * np.float32(a))[None]
             sub = region[:, rows, cols]
-            sub.mul_(1 - alpha).add_(self._lash * alpha)
+            sub *= 1 - alpha
+            sub += (self._lash * 255 + 0.5) * alpha  # the region is in output units
 
 
-def _interp_t(s: torch.Tensor, chain: np.ndarray, dev: torch.device) -> torch.Tensor:
+def _interp_t(s: np.ndarray, chain: np.ndarray) -> np.ndarray:
     """Piecewise-linear t(s) through a lip contour's (s, t) points, at the positions ``s``."""
     order = np.argsort(chain[:, 0])
-    xs = np.maximum.accumulate(chain[order, 0])
-    ts = chain[order, 1]
-    xp = torch.as_tensor(xs, dtype=torch.float32, device=dev)
-    fp = torch.as_tensor(ts, dtype=torch.float32, device=dev)
-    idx = torch.searchsorted(xp, s.contiguous()).clamp(1, len(xp) - 1)
+    xp = np.maximum.accumulate(chain[order, 0]).astype(np.float32)
+    fp = chain[order, 1].astype(np.float32)
+    idx = np.clip(np.searchsorted(xp, s), 1, len(xp) - 1)
     x0, x1 = xp[idx - 1], xp[idx]
     f0, f1 = fp[idx - 1], fp[idx]
-    w = ((s - x0) / (x1 - x0).clamp(min=1e-6)).clamp(0, 1)
+    w = np.clip((s - x0) / np.maximum(x1 - x0, 1e-6), 0, 1)
     return f0 + w * (f1 - f0)
 
 
@@ -653,8 +1008,3 @@ def _vector(value: Any, n: int, name: str) -> np.ndarray:
     if a.shape[0] != n:
         raise ValueError(f"{name} must have {n} values, got {a.shape[0]}")
     return a
-
-
-def default_threads() -> int:
-    """Torch CPU threads worth using for rendering (all cores, at most 4)."""
-    return max(1, min(4, os.cpu_count() or 1))
