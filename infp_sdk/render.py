@@ -67,6 +67,7 @@ def render_video(
     steps: int | None = None,
     device: str | None = None,
     render_threads: int | None = 1,
+    model_threads: int | None = None,
     progress: bool = True,
 ) -> RenderResult:
     """Render a conversation to an mp4. ``own``/``partner``: WAV paths or 16 kHz float arrays.
@@ -75,11 +76,12 @@ def render_video(
     ``model``: a checkpoint path, a bundled name or a loaded model. The video has
     round(25 x audio seconds) frames. ``device``: the renderer's, ``"cpu"`` or None (it is numpy).
     ``render_threads``: the renderer's CPU threads (default 1: ffmpeg's encoder works on another
-    core meanwhile; None is 1).
+    core meanwhile; None is 1). ``model_threads``: the motion model's (default: the cores
+    available).
     """
     from .audio import SAMPLE_RATE, load_audio
     from .face import load_portrait
-    from .model import load_model
+    from .runtime.backend import load_hop_model
     from .runtime.generator import generate_motion
 
     started = time.perf_counter()
@@ -95,7 +97,7 @@ def render_video(
     renderer = load_portrait(
         portrait, size=size, crop=crop, device=device, threads=render_threads or 1
     )
-    net = load_model(model) if isinstance(model, (str, Path)) else model
+    net = load_hop_model(model, "auto", "auto", threads=model_threads)
     samples = max(len(own_pcm), 0 if partner_pcm is None else len(partner_pcm))
     seconds = samples / SAMPLE_RATE
     n_frames = max(1, round(seconds * FPS))
@@ -158,18 +160,6 @@ def _encode(
                 )
 
 
-def _model_threads(threads: int) -> None:
-    """CPU threads of the motion model: torch's setting (its onnxruntime backend reads it too).
-
-    The renderer takes its threads as an argument; without torch there is nothing to set here.
-    """
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
-
-
 def _cmd_render(args: argparse.Namespace) -> int:
     if args.device not in (None, "cpu"):
         print(
@@ -178,8 +168,6 @@ def _cmd_render(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.threads:
-        _model_threads(args.threads)
     size: int | tuple[int, int] = args.size
     if "x" in str(args.size):
         w, h = str(args.size).lower().split("x", 1)
@@ -204,6 +192,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             steps=args.steps,
             device=args.device,
             render_threads=args.threads or 1,
+            model_threads=args.threads,
             progress=not args.quiet,
         )
     except ImportError as e:
