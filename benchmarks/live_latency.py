@@ -621,7 +621,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hop", type=int, help="passed to live (default: live's, the model's)")
     parser.add_argument("--backend", choices=["torch", "onnxruntime"], help="passed to live")
     parser.add_argument("--no-pace", action="store_true", help="pass --no-pace to live")
-    parser.add_argument("--threads", type=int, help="passed to live (torch CPU threads)")
+    parser.add_argument("--threads", type=int, help="passed to live (the model's CPU threads)")
     parser.add_argument("--model", help="passed to live (default: the bundled model)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     argv = sys.argv[1:] if argv is None else list(argv)

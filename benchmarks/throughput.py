@@ -1,13 +1,15 @@
 """Agents sustained in real time on this machine: one shared Engine vs one engine per agent.
 
-    python benchmarks/throughput.py [--agents 1 2 4 8 12 16] [--hop 4] [--seconds 20]
+    python benchmarks/throughput.py [--agents 1 2 4 8 12 16] [--hop H] [--seconds 20]
+                                    [--backend auto|torch|onnxruntime] [--engines shared each]
 
 N agents each receive the bundled conversation in 20 ms chunks at real-time pace. With a shared
 Engine their hops run as batched model calls; with separate engines each agent has its own model
 calls and worker thread. An agent count is sustained when every frame arrived and the compute
 part of the latency stayed at or below 250 ms at p95 (see `infp_sdk/bench.py`). Saves JSON and
-a plot of p95 latency and CPU use against N under benchmarks/results/ (throughput.json for
-torch, throughput_onnxruntime.json for --backend onnxruntime).
+a plot of p95 latency and CPU use against N under benchmarks/results/: throughput.json for the
+default (what ``Engine()`` runs: its backend, hop 1 and 3 solver steps),
+throughput_<backend>_hop<H>.json for other settings.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from infp_sdk.bench import format_rows, load_backend, machine, run_realtime
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, nargs="+", default=[1, 2, 4, 8, 12, 16])
-    parser.add_argument("--hop", type=int, default=4)
+    parser.add_argument("--hop", type=int, help="frames per model call (default: the model's)")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"])
+    parser.add_argument(
+        "--engines", nargs="+", default=["shared", "each"], choices=["shared", "each"]
+    )
     parser.add_argument("--model", default="default")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
@@ -34,7 +39,7 @@ def main() -> None:
     model, _ = load_backend(args.model, args.backend)
     rows = []
     print(format_rows([]), flush=True)
-    for shared in (True, False):
+    for shared in [kind == "shared" for kind in args.engines]:
         label = "shared engine" if shared else "engine each"
         for n in args.agents:
             row = run_realtime(model, own, partner, agents=n, hop=args.hop, shared=shared,
@@ -51,7 +56,8 @@ def main() -> None:
     print(f"agents sustained in real time: {sustained}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "throughput" if args.backend == "torch" else f"throughput_{args.backend}"
+    default = args.backend == "auto" and args.hop is None
+    name = "throughput" if default else f"throughput_{args.backend}_hop{args.hop or 'default'}"
     result = {
         "benchmark": "throughput",
         "machine": machine(),
