@@ -33,10 +33,13 @@ def main() -> None:
         "--engines", nargs="+", default=["shared", "each"], choices=["shared", "each"]
     )
     parser.add_argument("--model", default="default")
+    parser.add_argument(
+        "--threads", type=int, help="the model's CPU threads (default: the engine's)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     own, partner = conversation(args.seconds)
-    model, _ = load_backend(args.model, args.backend)
+    model, _ = load_backend(args.model, args.backend, args.threads)
     rows = []
     print(format_rows([]), flush=True)
     for shared in [kind == "shared" for kind in args.engines]:
@@ -64,6 +67,7 @@ def main() -> None:
         "model": args.model,
         "backend": args.backend,
         "hop_frames": args.hop,
+        "threads": args.threads,
         "seconds": args.seconds,
         "chunk_ms": 20,
         "sustained_agents": sustained,

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--sampler", choices=["ddim", "dpmpp_2m"], help="default: model's")
     motion.add_argument("--steps", type=int, help="solver steps (default: model's)")
     motion.add_argument("--cfg-scale", type=float, help="guidance scale (default: model's)")
-    motion.add_argument("--threads", type=int, help="CPU threads (default: the cores available)")
+    motion.add_argument("--threads", type=int, help="the model's CPU threads (default 1)")
     motion.set_defaults(func=_cmd_motion)
 
     tr = sub.add_parser(

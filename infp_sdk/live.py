@@ -611,7 +611,7 @@ def register_cli(sub) -> None:
     add("--device", help="auto | cpu | cuda[:N]")
     add("--hop", type=int, help="frames per model call (lower = less latency, more CPU)")
     add("--seed", type=int)
-    add("--threads", type=int, help="CPU threads of the model (default: the cores available)")
+    add("--threads", type=int, help="CPU threads of the model (default 1)")
     add("--agent", help="agent name, the topic suffix (default: agent)")
     add("--zmq", metavar="ENDPOINT", help="publish motion here, e.g. tcp://127.0.0.1:5555")
     add("--control", metavar="ENDPOINT", help="control socket, e.g. tcp://127.0.0.1:5556")

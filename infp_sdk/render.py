@@ -76,8 +76,7 @@ def render_video(
     ``model``: a checkpoint path, a bundled name or a loaded model. The video has
     round(25 x audio seconds) frames. ``device``: the renderer's, ``"cpu"`` or None (it is numpy).
     ``render_threads``: the renderer's CPU threads (default 1: ffmpeg's encoder works on another
-    core meanwhile; None is 1). ``model_threads``: the motion model's (default: the cores
-    available).
+    core meanwhile; None is 1). ``model_threads``: the motion model's (default 1).
     """
     from .audio import SAMPLE_RATE, load_audio
     from .face import load_portrait

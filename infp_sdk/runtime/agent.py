@@ -97,8 +97,7 @@ class Agent:
         seed: noise seed; the same audio and seed give the same frames.
         sampler, steps, cfg_scale: override the model's sampling defaults.
         name: what errors and logs call this agent (default "agent-N", numbered in order).
-        threads: CPU threads of the model when the agent has its own engine (default: the cores
-            this process may use).
+        threads: CPU threads of the model when the agent has its own engine (default 1).
 
     An agent left open when the interpreter exits is stopped with its engine, so forgetting
     :meth:`close` never crashes the process.

@@ -133,8 +133,9 @@ class Engine:
             onnxruntime on the CPU, from the graphs shipped with a bundled model or a checkpoint
             exported once and cached; torch for an ``INFPModel`` and on a GPU when torch has
             CUDA), "torch" or "onnxruntime".
-        threads: CPU threads of the onnxruntime sessions (default: the cores this process may
-            use). The torch backend uses torch's own setting.
+        threads: CPU threads of the onnxruntime sessions (default 1, the cheapest for a few
+            agents; see :data:`~infp_sdk.runtime.onnx.DEFAULT_THREADS`). With the torch backend
+            it sets torch's (process-wide) threads.
 
     An engine left open when the interpreter exits is stopped at exit (after the batch it is
     running), so forgetting :meth:`close` never crashes the process.

@@ -432,12 +432,11 @@ def onnx_for(model: Any) -> Path:
 
 
 # ------------------------------------------------------------------------------------ runtime
-def default_threads() -> int:
-    """CPU threads for a session: the cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+DEFAULT_THREADS = 1
+"""The sessions' CPU threads unless told otherwise. A hop of the default setting is a batch of
+one frame per stream, a chain of small operations: on a 2-core CPU a second intra-op thread
+measured 0.49-0.52 CPU s per audio s against 0.41-0.44 for one, at the same latency
+(``benchmarks/latency.py --threads``). Pass ``threads=`` for large batches on more cores."""
 
 
 def providers_for(device: str) -> list[Any]:
@@ -451,7 +450,7 @@ def providers_for(device: str) -> list[Any]:
 def session_options(threads: int | None = None, *, spin: bool = False) -> Any:
     """Session options for small graphs on a few CPU cores.
 
-    ``threads`` (default: :func:`default_threads`) bounds the intra-op pool. The graphs are a
+    ``threads`` (default: :data:`DEFAULT_THREADS`) bounds the intra-op pool. The graphs are a
     chain of small ops, so inter-op parallelism only adds contention; one call at a time runs
     sequentially. ``spin=False`` lets idle pool threads sleep: with 2 cores shared with audio
     I/O (or any other load) spinning threads steal the core the work needs; on a 2-core machine
@@ -462,7 +461,7 @@ def session_options(threads: int | None = None, *, spin: bool = False) -> Any:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = max(1, threads or default_threads())
+    opts.intra_op_num_threads = max(1, threads or DEFAULT_THREADS)
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.log_severity_level = 3  # errors only: the optimiser's notices are not actionable
