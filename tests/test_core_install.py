@@ -72,7 +72,7 @@ def test_the_core_install_runs_the_motion_command(core_venv, tmp_path):
 @pytest.mark.slow
 def test_the_core_install_explains_what_needs_torch(core_venv, tmp_path):
     """A checkpoint file needs torch to be exported; the error says what to install."""
-    checkpoint = ROOT / "infp_sdk" / "weights" / "default.safetensors"
+    checkpoint = ROOT / "infp_sdk" / "weights" / "default" / "model.safetensors"
     code = f"import infp_sdk; infp_sdk.Agent(model={str(checkpoint)!r})"
     done = subprocess.run(
         [str(core_venv / "bin" / "python"), "-c", code], capture_output=True, text=True

@@ -21,7 +21,7 @@ JAW = ARKIT_BLENDSHAPES.index("jawOpen")
 
 
 def test_default_model_is_bundled_and_small():
-    path = WEIGHTS_DIR / "default.safetensors"
+    path = WEIGHTS_DIR / "default" / "model.safetensors"
     assert path.exists() and path.stat().st_size < 25e6
     assert (WEIGHTS_DIR / "MODEL_CARD.md").exists()
     model = load_model()

@@ -264,3 +264,32 @@ def test_auto_backend_runs_checkpoints_in_onnxruntime_and_model_objects_in_torch
     assert len(list((tmp_path / "cache").iterdir())) == 1
     with Engine(random_model()) as engine:
         assert engine.backend == "torch"
+
+
+def test_graphs_can_read_their_weights_from_the_checkpoint_beside_them(tmp_path):
+    """How the bundled models ship: one copy of the weights, read by both backends."""
+    import torch
+
+    model = random_model()
+    with torch.no_grad():  # a float16 checkpoint, like the bundled ones
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    checkpoint = save_model(model, tmp_path / "model.safetensors", dtype=torch.float16)
+    parser = argparse.ArgumentParser(prog="infp-sdk")
+    register_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["export", "--out", str(tmp_path), "--model", str(checkpoint)])
+    assert args.func(args) == 0
+    graphs = sum(p.stat().st_size for p in tmp_path.glob("*.onnx"))
+    assert graphs < checkpoint.stat().st_size / 4  # the weights stayed in the checkpoint
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert "model.safetensors" in meta["files"]
+    loaded = load_onnx_model(tmp_path, threads=1)
+    (hop,) = ready_hops(model, [0], 3)
+    args = HopBatch.stack([hop]), hop.sampling
+    expected = TorchHopModel(model).run_hops(*args)[0]
+    assert np.abs(loaded.run_hops(*args)[0] - expected).max() <= ATOL
+    data = bytearray(checkpoint.read_bytes())
+    data[-3] ^= 0x01  # a flipped bit in the weights the graphs read
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*SHA-256"):
+        load_onnx_model(tmp_path)

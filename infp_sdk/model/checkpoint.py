@@ -25,6 +25,7 @@ MAX_HEADER_BYTES = 4 * 1024 * 1024
 before anything else is checked, so its size is bounded first."""
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_CHECKPOINT = "model.safetensors"
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -67,13 +68,17 @@ def save_model(
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """``"default"`` or a bundled name -> the packaged file; otherwise a path (file or folder)."""
+    """``"default"`` or a bundled name -> the packaged file; otherwise a path (file or folder).
+
+    A bundled model is a folder ``weights/NAME/`` holding ``model.safetensors`` and the ONNX
+    graphs made from it (which read their weights from that file).
+    """
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and not path.suffix and not path.exists():
-        bundled = WEIGHTS_DIR / f"{name_or_path}.safetensors"
+        bundled = WEIGHTS_DIR / name_or_path / BUNDLED_CHECKPOINT
         if bundled.exists():
             return bundled
-        available = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+        available = sorted(p.parent.name for p in WEIGHTS_DIR.glob(f"*/{BUNDLED_CHECKPOINT}"))
         raise CheckpointError(
             f"no bundled model named {name_or_path!r} (bundled: {available or 'none'}); "
             "pass the path of a .safetensors checkpoint instead"

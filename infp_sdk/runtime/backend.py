@@ -31,8 +31,7 @@ Sampling = tuple[str | None, int | None, float | None]
 
 BACKENDS = ("auto", "onnxruntime", "torch")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-ONNX_SUFFIX = ".onnx"
-"""A bundled model's exported graphs sit in ``weights/<name>.onnx/``."""
+"""Bundled models: ``weights/<name>/`` holds the checkpoint and the graphs made from it."""
 
 TORCH_HINT = (
     "pip install 'infp-sdk[torch]' (on a machine without a GPU, install the CPU build of torch "
@@ -161,7 +160,7 @@ def pick_device(device: str, backend: str = "auto") -> str:
 
 def bundled_onnx(name: str) -> Path | None:
     """The exported graphs shipped for bundled model ``name``, if any."""
-    folder = WEIGHTS_DIR / f"{name}{ONNX_SUFFIX}"
+    folder = WEIGHTS_DIR / name
     return folder if (folder / "config.json").exists() else None
 
 

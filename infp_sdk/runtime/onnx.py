@@ -15,9 +15,9 @@ The condition is computed once per hop and each solver step runs only ``velocity
 
 :func:`load_onnx_model` turns that folder into an :class:`OrtHopModel`, which runs a batch of hops
 with onnxruntime and NumPy alone: the log-mel, sampling, guidance and standardisation are NumPy
-(``infp_sdk.model.sampling`` serves both backends). The bundled model ships its export in the
-package (``infp_sdk/weights/default.onnx``); exporting needs torch and onnx (the ``torch``
-extra), running needs neither.
+(``infp_sdk.model.sampling`` serves both backends). The bundled models ship their exports in the
+package (``infp_sdk/weights/NAME/``, graphs beside the checkpoint they read their weights from);
+exporting needs torch and onnx (the ``torch`` extra), running needs neither.
 """
 
 from __future__ import annotations
@@ -249,52 +249,105 @@ def _export_graph(
             output_names=list(outputs),
             dynamic_axes={**inputs, **outputs},
             opset_version=opset,
-            do_constant_folding=True,
+            # unfolded, every weight keeps its parameter's name and layout, so a graph can read
+            # it from the checkpoint (weights=); onnxruntime folds the constants when it loads
+            do_constant_folding=False,
             dynamo=False,
         )
 
 
-def _store_half(path: Path) -> None:
-    """Store weights that are exactly float16 values (a checkpoint saved in float16, like the
-    bundled one) as float16 with a Cast to float32 in front: half the file, the same numbers.
-    onnxruntime folds the casts when it loads the graph, so the run is float32 as before."""
+def _safetensors_index(path: Path) -> dict[str, tuple[str, list[int], int, int]]:
+    """name -> (dtype, shape, byte offset in the file, byte length) of a .safetensors file."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    start = 8 + size
+    return {
+        name: (
+            info["dtype"],
+            info["shape"],
+            start + info["data_offsets"][0],
+            info["data_offsets"][1] - info["data_offsets"][0],
+        )  # fmt: skip
+        for name, info in header.items()
+        if name != "__metadata__"
+    }
+
+
+def _compact_weights(path: Path, weights: Path | None) -> None:
+    """Store the graph's weights compactly, with the same numbers.
+
+    With ``weights`` (a .safetensors checkpoint in the graph's folder), a weight that equals the
+    checkpoint's tensor of the same name is read from that file (ONNX external data at its
+    offset), so the folder holds the weights once. Otherwise a weight whose values are exactly
+    float16 numbers (a checkpoint saved in float16, like the bundled ones) is stored as float16.
+    Either way a float16 weight gets a Cast to float32 in front, which onnxruntime folds when it
+    loads the graph, so the run is float32 as before.
+    """
     import onnx
     from onnx import helper, numpy_helper
 
+    index = _safetensors_index(weights) if weights is not None else {}
     graph = onnx.load(str(path))
     casts = []
     for init in graph.graph.initializer:
         if init.data_type != onnx.TensorProto.FLOAT:
             continue
         values = numpy_helper.to_array(init)
-        if values.size < 1024:
-            continue
-        half = values.astype(np.float16)
-        if not np.array_equal(half.astype(np.float32), values):
-            continue  # not a float16 value: keep it exact
         name = init.name
-        init.CopyFrom(numpy_helper.from_array(half, f"{name}__half"))
-        casts.append(helper.make_node("Cast", [f"{name}__half"], [name], to=onnx.TensorProto.FLOAT))
+        # the encode and style graphs wrap the whole model (their weights are "model.<name>")
+        stored = index.get(name) or index.get(name.removeprefix("model."))
+        half = values.astype(np.float16)
+        exact_half = np.array_equal(half.astype(np.float32), values)
+        if stored is not None and list(values.shape) == stored[1] and stored[0] in ("F16", "F32"):
+            dtype, _, offset, length = stored
+            with open(weights, "rb") as f:
+                f.seek(offset)
+                raw = np.frombuffer(f.read(length), np.float16 if dtype == "F16" else np.float32)
+            if np.array_equal(raw.astype(np.float32).reshape(values.shape), values):
+                kind = onnx.TensorProto.FLOAT16 if dtype == "F16" else onnx.TensorProto.FLOAT
+                ref = onnx.TensorProto(name=f"{name}__stored", data_type=kind, dims=values.shape)
+                ref.data_location = onnx.TensorProto.EXTERNAL
+                for key, value in (("location", weights.name), ("offset", str(offset)),
+                                   ("length", str(length))):  # fmt: skip
+                    entry = ref.external_data.add()
+                    entry.key, entry.value = key, value
+                init.CopyFrom(ref)
+                to = onnx.TensorProto.FLOAT
+                casts.append(helper.make_node("Cast", [f"{name}__stored"], [name], to=to))
+                continue
+        if values.size >= 1024 and exact_half:
+            init.CopyFrom(numpy_helper.from_array(half, f"{name}__stored"))
+            to = onnx.TensorProto.FLOAT
+            casts.append(helper.make_node("Cast", [f"{name}__stored"], [name], to=to))
     if casts:
         nodes = list(graph.graph.node)
         del graph.graph.node[:]
         graph.graph.node.extend(casts + nodes)
+        # the graph is saved into the folder of `weights`, so the references resolve
         onnx.save(graph, str(path))
 
 
-def export_onnx(model: Any, out_dir: str | Path, *, opset: int = OPSET) -> dict[str, Path]:
+def export_onnx(
+    model: Any, out_dir: str | Path, *, opset: int = OPSET, weights: str | Path | None = None
+) -> dict[str, Path]:
     """Export ``model`` (an ``INFPModel``) to ``out_dir``: the four graphs and ``config.json``.
 
     Batch, time and window axes are dynamic, so one export serves any hop, the doubled batch of
     classifier-free guidance and the end-of-stream partial hop. Each graph is validated with
-    ``onnx.checker``. Returns ``{"encode", "condition", "velocity", "style", "config"}`` -> path.
-    Raises :class:`OnnxDependencyError` when torch or onnx is not installed.
+    ``onnx.checker``. ``weights``: the model's checkpoint file, inside ``out_dir``; the graphs
+    then read their weights from it rather than holding a copy (how the bundled models ship),
+    and ``config.json`` records its checksum too. Returns ``{"encode", "condition", "velocity",
+    "style", "config"}`` -> path. Raises :class:`OnnxDependencyError` when torch or onnx is not
+    installed.
     """
     torch = _import("torch", TORCH_HINT)
     onnx = _import("onnx", TORCH_HINT)
     import copy
 
     out = Path(out_dir)
+    if weights is not None and Path(weights).resolve().parent != out.resolve():
+        raise ValueError(f"weights= must be a checkpoint inside {out}, got {weights}")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     # a CPU float32 copy: the caller's model keeps its device, dtype and mode
@@ -318,7 +371,7 @@ def export_onnx(model: Any, out_dir: str | Path, *, opset: int = OPSET) -> dict[
                 inputs, outputs = axes[key]
                 with atomic_path(path) as tmp:
                     _export_graph(modules[key], examples[key], tmp, inputs, outputs, opset)
-                    _store_half(tmp)
+                    _compact_weights(tmp, None if weights is None else Path(weights))
                     onnx.checker.check_model(str(tmp), full_check=True)
                 paths[key] = path
         meta = {
@@ -329,7 +382,8 @@ def export_onnx(model: Any, out_dir: str | Path, *, opset: int = OPSET) -> dict[
             "motion_std": src.motion_std.tolist(),
             "null_style": src.dit.null_style.detach().tolist(),
             "files": {
-                p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in paths.values()
+                p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
+                for p in [*paths.values(), *([Path(weights)] if weights is not None else [])]
             },
             "exported_with": {"torch": torch.__version__, "onnx": onnx.__version__},
         }
@@ -500,7 +554,10 @@ def _read_export(root: Path) -> dict[str, Any]:
                 f"{config_path}: {key!r} should hold {size} numbers for this config; the file "
                 f"was edited or comes from another model; {fix}"
             )
-    for name in ONNX_FILES:
+    # the graphs, and a checkpoint they read their weights from
+    for name in dict.fromkeys([*ONNX_FILES, *meta["files"]]):
+        if Path(name).name != name:
+            raise CheckpointError(f"{config_path} names a file outside its folder: {name!r}; {fix}")
         path = root / name
         expected = meta["files"].get(name, {}).get("sha256")
         if not path.exists():
@@ -702,16 +759,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         _import("torch", TORCH_HINT)
         from ..model import load_model
+        from ..model.checkpoint import resolve_checkpoint
 
-        model = load_model(args.model)
-        paths = export_onnx(model, args.out)
+        checkpoint = resolve_checkpoint(args.model)
+        model = load_model(checkpoint)
+        out = Path(args.out)
+        # a checkpoint already in OUT is read by the graphs, not copied into them
+        inside = out.exists() and checkpoint.resolve().parent == out.resolve()
+        paths = export_onnx(model, out, weights=checkpoint if inside else None)
     except OnnxDependencyError as e:
         print(f"infp-sdk export: error: {e}", file=sys.stderr)
         return 2
     for path in paths.values():
         print(f"{path}  {path.stat().st_size / 1e6:.2f} MB")
     total = sum(p.stat().st_size for p in paths.values())
-    print(f"exported {args.model} to {args.out} ({total / 1e6:.2f} MB, opset {OPSET})")
+    shared = f"; weights read from {checkpoint.name}" if inside else ""
+    print(f"exported {args.model} to {args.out} ({total / 1e6:.2f} MB, opset {OPSET}{shared})")
     return 0
 
 
@@ -722,7 +785,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         help="export a checkpoint to ONNX graphs for the onnxruntime backend (needs torch)",
         description="Write encode.onnx, condition.onnx, velocity.onnx, style.onnx and "
         "config.json to OUT; load them with infp_sdk.runtime.onnx.load_onnx_model or "
-        "Agent(model=OUT). Exporting needs the torch extra; running the export does not.",
+        "Agent(model=OUT). A checkpoint that is already in OUT is not copied: the graphs read "
+        "their weights from it. Exporting needs the torch extra; running the export does not.",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default="default", help="checkpoint path or bundled name")
