@@ -1,20 +1,9 @@
-"""``infp-sdk live`` (audio sources -> Agent -> sinks, in real time) and ``infp-sdk devices``.
-
-    infp-sdk live --own mic --partner device:monitor --zmq tcp://127.0.0.1:5555 \\
-        --vmc 127.0.0.1:39539
-
-The pieces, each usable on its own from Python: sources write into an
-:class:`~infp_sdk.audio.sources.AudioMixer`, which pushes both channels into the
-:class:`~infp_sdk.Agent` on one real-time clock; :class:`Pipeline` takes the agent's frames and
-hands them to each sink through an :class:`~infp_sdk.io.sinks.Output` (its own thread, optional
-fps conversion, paced by a shared :class:`~infp_sdk.io.sinks.PlayoutClock`), serves the control
-and audio sockets, and measures latency for the status line.
-"""
+"""The commands ``infp-sdk live`` and ``infp-sdk devices``: options, config files, setup and the
+run loop around a :class:`~infp_sdk.live.Pipeline`."""
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import signal
 import sys
@@ -23,179 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME
-from .audio.sources import AudioDeviceError, AudioMixer, DeviceSource, WavFileSource
-from .motion import FPS, Frame
-
-# ----------------------------------------------------------------------------------------------
-# Latency
-# ----------------------------------------------------------------------------------------------
-
-
-class LatencyMeter:
-    """Mouth-to-face latency of each frame inside the process = when it was pulled from the
-    agent - when the audio at its centre was pushed into the agent.
-
-    Frame i is centred on sample ``(i + 0.5) * 640``; the push that carried that sample gives
-    the second time. It covers the rest of the frame, the hop, the encoder's look-ahead and
-    compute, as ``infp-sdk bench`` does; the mixer's jitter buffer and the sinks' playout delay
-    come on top and are reported separately.
-    """
-
-    def __init__(self, window: int = 250):
-        self._pushes: collections.deque[tuple[int, float]] = collections.deque()
-        self.samples: collections.deque[float] = collections.deque(maxlen=window)
-        self._lock = threading.Lock()
-
-    def on_push(self, pushed: int, wall: float) -> None:
-        with self._lock:
-            self._pushes.append((pushed, wall))
-
-    def on_frame(self, index: int, wall: float) -> float | None:
-        need = int((index + 0.5) * SAMPLES_PER_MOTION_FRAME) + 1  # samples up to the centre
-        with self._lock:
-            # pushes that end before `need` can never matter again (frames come in order)
-            while len(self._pushes) > 1 and self._pushes[1][0] <= need:
-                self._pushes.popleft()
-            for end, pushed_at in self._pushes:
-                if end >= need:
-                    self.samples.append(wall - pushed_at)
-                    return wall - pushed_at
-        return None  # no push carried that sample (yet): nothing to measure from
-
-    def reset(self) -> None:
-        with self._lock:
-            self._pushes.clear()
-            self.samples.clear()
-
-    def p95(self) -> float | None:
-        with self._lock:
-            return float(np.percentile(list(self.samples), 95)) if self.samples else None
-
-
-# ----------------------------------------------------------------------------------------------
-# Pipeline
-# ----------------------------------------------------------------------------------------------
-
-
-class Pipeline:
-    """Agent + mixer + outputs (+ publisher, control server): everything ``live`` runs.
-
-    Also the control socket's handler (reset, interrupt, style, audio, hello, ping, stats).
-    """
-
-    def __init__(self, agent, outputs: list, *, clock=None, publisher=None, latency=0.06):
-        self.agent = agent
-        self.outputs = outputs
-        self.clock = clock
-        self.publisher = publisher
-        self.meter = LatencyMeter()
-        self.mixer = AudioMixer(self._push, latency=latency, on_push=self.meter.on_push)
-        self.sources: list = []  # started sources; a sound card reports its health
-        self.frames_out = 0
-        self.last_t: float | None = None
-        self._recent: collections.deque[float] = collections.deque(maxlen=200)
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start the mixer's clock (sources may already be writing)."""
-        self.mixer.start()
-        self._set_origin()
-
-    def _push(self, own: np.ndarray, partner: np.ndarray) -> None:
-        self.agent.push(own=own, partner=partner, sample_rate=SAMPLE_RATE)
-
-    # ------------------------------------------------------------------ frames
-    def step(self, timeout: float = 0.1) -> int:
-        """Hand every frame ready within ``timeout`` to the outputs; returns how many."""
-        first = next(self.agent.frames(timeout=timeout), None)
-        frames = ([] if first is None else [first]) + self.agent.pull()
-        for frame in frames:
-            self._deliver(frame)
-        if self.mixer.error is not None:
-            raise RuntimeError(f"audio mixer failed: {self.mixer.error}") from self.mixer.error
-        return len(frames)
-
-    def _deliver(self, frame: Frame) -> None:
-        now = time.monotonic()
-        self.meter.on_frame(frame.index, now)
-        if self.clock is not None:
-            self.clock.observe(frame.t, now)
-        with self._lock:
-            self.frames_out += 1
-            self.last_t = frame.t
-            self._recent.append(now)
-        for out in self.outputs:
-            out.put(frame)
-
-    def fps(self, span: float = 2.0) -> float:
-        """Frames per second out of the agent over the last ``span`` seconds."""
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._recent if t >= now - span]
-        return len(recent) / span
-
-    def dropped(self) -> int:
-        return sum(o.dropped for o in self.outputs)
-
-    # ------------------------------------------------------------------ control handler
-    def reset(self) -> None:
-        def _reset():
-            self.agent.reset()
-            self.meter.reset()
-            if self.clock is not None:
-                self.clock.reset()
-            for out in self.outputs:
-                out.reset()
-
-        self.mixer.reset(_reset)
-        self._set_origin()
-
-    def _set_origin(self) -> None:
-        if self.clock is not None:
-            self.clock.origin = self.mixer.origin
-
-    def interrupt(self) -> None:
-        self.mixer.clear("own")  # own speech queued in the mixer is cut off too
-        self.agent.interrupt()
-
-    def set_style(self, reference: np.ndarray | None) -> None:
-        self.agent.set_style(reference)
-
-    def audio(self, channel: str, samples: np.ndarray, sample_rate: int, channels: int) -> None:
-        self.mixer.write(channel, samples, sample_rate, channels=channels)
-
-    def send_hello(self):
-        return self.publisher.send_hello() if self.publisher is not None else None
-
-    def media_time(self) -> float | None:
-        return self.last_t
-
-    def watched(self) -> list:
-        """Sinks and sources whose health the status line shows (``state``, ``health()``)."""
-        return [*self.outputs, *(src for src in self.sources if hasattr(src, "health"))]
-
-    def counters(self) -> dict[str, int]:
-        return {"frames_out": self.frames_out, "dropped": self.dropped()}
-
-    def status(self, elapsed: float) -> str:
-        p95 = self.meter.p95()
-        lat = "-" if p95 is None else f"{p95 * 1000:.0f} ms"
-        delay = None if self.clock is None else self.clock.delay
-        play = "" if delay is None else f"  playout delay {delay * 1000:.0f} ms"
-        audio = self.mixer.stats()
-        under = audio["own_underrun_s"] + audio["partner_underrun_s"]
-        over = audio["own_overrun_s"] + audio["partner_overrun_s"]
-        failing = [part.health() for part in self.watched() if part.state != "ok"]
-        return (
-            f"live {elapsed:6.1f} s  {self.fps():4.1f} fps  p95 latency {lat}{play}  "
-            f"dropped {self.dropped()}  frames {self.frames_out}  "
-            f"audio underrun {under:.2f} s overrun {over:.2f} s"
-            + "".join(f"  [{line}]" for line in failing)
-        )
-
+from ..audio.sources import AudioDeviceError, DeviceSource, WavFileSource
+from ..motion import FPS
+from .pipeline import Pipeline
 
 # ----------------------------------------------------------------------------------------------
 # The command
@@ -314,12 +133,12 @@ def _host_port(value: str | bool, default_port: int, what: str) -> tuple[str, in
 
 
 def _make_agent(opts: dict[str, Any]):
-    from . import Agent
+    from .. import Agent
 
     portrait = None
     if opts["portrait"]:
         try:
-            from .face import load_portrait
+            from ..face import load_portrait
         except ImportError as e:
             raise LiveError(f"--portrait: portrait rendering is not available ({e})") from None
         portrait = load_portrait(opts["portrait"])
@@ -364,14 +183,14 @@ def _add_source(spec: str, channel: str, pipeline: Pipeline, opts) -> bool:
 def _curve(opts):
     if not opts["curve_secret"]:
         return None
-    from .io import CurveKeys
+    from ..io import CurveKeys
 
     return CurveKeys(opts["curve_secret"], opts["curve_clients"])
 
 
 def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
     """Sinks wrapped in Outputs; returns (outputs, publisher or None)."""
-    from .io.sinks import Output
+    from ..io.sinks import Output
 
     fps = float(opts["fps"])
     outputs, publisher = [], None
@@ -385,12 +204,12 @@ def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
         if on
     ]
     if needs_image and not opts["portrait"]:
-        from .io.publisher import NO_IMAGE_HINT
+        from ..io.publisher import NO_IMAGE_HINT
 
         raise LiveError(f"{', '.join(needs_image)}: {NO_IMAGE_HINT}")
     try:
         if opts["zmq"]:
-            from .io import MotionPublisher
+            from ..io import MotionPublisher
 
             publisher = MotionPublisher(
                 opts["zmq"],
@@ -402,18 +221,18 @@ def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
             )
             outputs.append(Output(publisher, fps, clock, name="zmq"))
         if opts["vmc"]:
-            from .io.vmc import VMC_PORT, VMCSink
+            from ..io.vmc import VMC_PORT, VMCSink
 
             host, port = _host_port(opts["vmc"], VMC_PORT, "--vmc")
             outputs.append(Output(VMCSink(host, port), fps, clock, name="vmc"))
         if opts["livelink"]:
-            from .io.livelink import LIVE_LINK_PORT, LiveLinkFaceSink
+            from ..io.livelink import LIVE_LINK_PORT, LiveLinkFaceSink
 
             host, port = _host_port(opts["livelink"], LIVE_LINK_PORT, "--livelink")
             sink = LiveLinkFaceSink(host, port, subject=opts["livelink_subject"], fps=fps)
             outputs.append(Output(sink, fps, clock, name="livelink"))
         if opts["virtualcam"]:
-            from .io.camera import VirtualCameraSink
+            from ..io.camera import VirtualCameraSink
 
             try:
                 w, h = (int(v) for v in str(opts["camera_size"]).lower().split("x"))
@@ -426,7 +245,7 @@ def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
             )
             outputs.append(Output(cam, fps, clock, name="virtualcam"))
         if opts["mp4"]:
-            from .io.file import VideoFileSink
+            from ..io.file import VideoFileSink
 
             outputs.append(Output(VideoFileSink(opts["mp4"], fps), fps, clock, name="mp4"))
     except BaseException:
@@ -451,8 +270,8 @@ def run_live(
     """Run the live pipeline until ``stop`` is set (or ``duration`` passes); returns 0.
 
     ``running`` is set once setup is over and frames start to flow."""
-    from .io import ControlServer
-    from .io.sinks import PlayoutClock
+    from ..io import ControlServer
+    from ..io.sinks import PlayoutClock
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     stop = stop or threading.Event()
@@ -528,8 +347,8 @@ def run_live(
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
-    from .audio import AudioFormatError
-    from .io.sinks import MissingExtraError
+    from ..audio import AudioFormatError
+    from ..io.sinks import MissingExtraError
 
     stop, running = threading.Event(), threading.Event()
 
@@ -550,7 +369,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         print(f"infp-sdk live: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
-        from .io.camera import VirtualCameraError
+        from ..io.camera import VirtualCameraError
 
         if isinstance(e, VirtualCameraError):
             print(f"infp-sdk live: error: {e}", file=sys.stderr)
@@ -562,7 +381,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from .audio.sources import list_devices
+    from ..audio.sources import list_devices
 
     try:
         devices = list_devices()
