@@ -1,89 +1,59 @@
 """The commands ``infp-sdk live`` and ``infp-sdk devices``: options, config files, setup and the
-run loop around a :class:`~infp_sdk.live.Pipeline`."""
+run loop around a :class:`~infp_sdk.live.Pipeline`.
+
+Nothing here names a source or a sink: flags, config keys, defaults, the outputs and their log
+lines all come from the registry (:mod:`infp_sdk.live.registry`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..audio.sources import AudioDeviceError, DeviceSource, WavFileSource
-from ..motion import FPS
+from ..audio.sources import CHANNELS, AudioDeviceError
+from .options import AUDIO_IN_DEFAULT, LiveError
 from .pipeline import Pipeline
+from .registry import REGISTRY, Registry
+from .sinks import curve_keys
 
 # ----------------------------------------------------------------------------------------------
-# The command
+# Options: flags given on the command line > the config file > the declared defaults
 # ----------------------------------------------------------------------------------------------
 
-DEFAULTS: dict[str, Any] = {
-    "model": "default",
-    "backend": "auto",
-    "device": "auto",
-    "hop": None,
-    "seed": 0,
-    "threads": None,
-    "portrait": None,
-    "own": "mic",
-    "partner": "none",
-    "loop": False,
-    "agent": "agent",
-    "zmq": None,
-    "control": None,
-    "audio_in": None,
-    "frames": None,
-    "curve_secret": None,
-    "curve_clients": None,
-    "virtualcam": False,
-    "camera_size": "512x512",
-    "camera_format": "rgb",
-    "camera_device": None,
-    "vmc": None,
-    "livelink": None,
-    "livelink_subject": "infp",
-    "mp4": None,
-    "fps": FPS,
-    "no_pace": False,
-    "latency": 0.06,
-    "duration": None,
-    "status_interval": None,
-}
-AUDIO_IN_DEFAULT = "tcp://127.0.0.1:5557"
 
-# What a config file may give for each option (the CLI flags' types); a str option that is also a
-# bare flag (--vmc, --livelink) takes true for its default target.
-_INT_OPTIONS = ("hop", "seed", "threads")
-_FLOAT_OPTIONS = ("fps", "latency", "duration", "status_interval")
-_BOOL_OPTIONS = ("loop", "virtualcam", "no_pace")
-_STR_OR_TRUE_OPTIONS = ("vmc", "livelink")
+class _Defaults(Mapping[str, Any]):
+    """Every option's default, read from the registry when asked (so that a source or sink
+    registered after import is in it too)."""
+
+    def __init__(self, registry: Registry):
+        self._registry = registry
+
+    def __getitem__(self, key: str) -> Any:
+        return self._registry.defaults()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry.defaults())
+
+    def __len__(self) -> int:
+        return len(self._registry.defaults())
+
+    def __repr__(self) -> str:
+        return repr(self._registry.defaults())
 
 
-def _check_config_types(path: str, data: dict[str, Any]) -> None:
-    """Raise LiveError naming the file, the option and the expected type for a mistyped value."""
-    for key, value in data.items():
-        if key in _INT_OPTIONS:
-            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        elif key in _FLOAT_OPTIONS:
-            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        elif key in _BOOL_OPTIONS:
-            ok, want = isinstance(value, bool), "true or false"
-        elif key in _STR_OR_TRUE_OPTIONS:
-            ok, want = isinstance(value, str) or value is True, '"HOST:PORT" or true'
-        else:
-            ok, want = isinstance(value, str), "a string"
-        if not ok and value is not None:
-            raise LiveError(f"config {path}: {key} must be {want}, got {value!r}")
+DEFAULTS: Mapping[str, Any] = _Defaults(REGISTRY)
+"""Every option of ``infp-sdk live`` and its default (the config file's keys)."""
 
 
-class LiveError(Exception):
-    """A setup problem, printed as one line (no traceback)."""
-
-
-def _load_config(path: str) -> dict[str, Any]:
+def _load_config(path: str, registry: Registry = REGISTRY) -> dict[str, Any]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -101,35 +71,24 @@ def _load_config(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LiveError(f"config {path} must be a table/object of options")
     data = {k.replace("-", "_"): v for k, v in data.items()}
-    unknown = sorted(set(data) - set(DEFAULTS))
+    known = registry.defaults()
+    unknown = sorted(set(data) - set(known))
     if unknown:
         raise LiveError(
             f"config {path}: unknown option(s) {', '.join(unknown)}; known: "
-            + ", ".join(sorted(DEFAULTS))
+            + ", ".join(sorted(known))
         )
-    _check_config_types(path, data)
+    registry.check_config(path, data)
     return data
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
+def _options(args: argparse.Namespace, registry: Registry = REGISTRY) -> dict[str, Any]:
     """Flags given on the command line > the config file > defaults."""
-    config = _load_config(args.config) if args.config else {}
+    config = _load_config(args.config, registry) if args.config else {}
     return {
         k: (getattr(args, k) if getattr(args, k, None) is not None else config.get(k, default))
-        for k, default in DEFAULTS.items()
+        for k, default in registry.defaults().items()
     }
-
-
-def _host_port(value: str | bool, default_port: int, what: str) -> tuple[str, int]:
-    if value is True or value == "":
-        return "127.0.0.1", default_port
-    text = str(value)
-    host, _, port = text.rpartition(":")
-    if not host:
-        host, port = (text, str(default_port)) if not port.isdigit() else ("127.0.0.1", port)
-    if not port.isdigit():
-        raise LiveError(f"{what}: expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 def _make_agent(opts: dict[str, Any]):
@@ -156,103 +115,44 @@ def _make_agent(opts: dict[str, Any]):
         raise LiveError(f"--portrait: {e}") from None
 
 
-def _add_source(spec: str, channel: str, pipeline: Pipeline, opts) -> bool:
-    """Start the source named by ``spec``; returns True when the channel comes over ZeroMQ."""
-    spec = str(spec)
-    if spec in ("none", "silence", ""):
-        return False
-    if spec == "zmq":
-        pipeline.mixer.set_max_buffered(channel, 60.0)
-        return True
-    if spec == "mic" or spec.startswith("device:"):
-        device = None if spec == "mic" else spec.split(":", 1)[1]
-        src = DeviceSource(device, pipeline.mixer, channel)
-        pipeline.mixer.set_max_buffered(channel, 0.5)  # sound card clock drift: keep it short
-        pipeline.sources.append(src.start())
-        return False
-    path = spec.split(":", 1)[1] if spec.startswith("file:") else spec
-    if not Path(path).exists():
-        raise LiveError(
-            f"--{channel} {spec!r}: not a file, and not one of mic, device:NAME, zmq, none"
-        )
-    source = WavFileSource(path, pipeline.mixer, channel, loop=opts["loop"])
-    pipeline.sources.append(source.start())
-    return False
+def _open_sources(pipeline: Pipeline, opts: Mapping[str, Any], registry: Registry) -> bool:
+    """Start the sources that ``--own`` and ``--partner`` name; returns True when one of them
+    comes over the audio input socket."""
+    audio_socket = False
+    for channel in CHANNELS:
+        entry, source = registry.open_source(str(opts[channel]), channel, pipeline.mixer, opts)
+        if entry.max_buffered is not None:
+            pipeline.mixer.set_max_buffered(channel, entry.max_buffered)
+        if source is not None:
+            pipeline.add_source(source)
+        audio_socket = audio_socket or entry.audio_socket
+    return audio_socket
 
 
-def _curve(opts):
-    if not opts["curve_secret"]:
-        return None
-    from ..io import CurveKeys
-
-    return CurveKeys(opts["curve_secret"], opts["curve_clients"])
-
-
-def _build_outputs(opts, agent, clock) -> tuple[list, Any]:
-    """Sinks wrapped in Outputs; returns (outputs, publisher or None)."""
+def _open_outputs(opts: Mapping[str, Any], agent: Any, clock: Any, registry: Registry) -> list:
+    """The sinks that ``opts`` switch on, each behind an Output (named as its entry)."""
     from ..io.sinks import Output
 
-    fps = float(opts["fps"])
-    outputs, publisher = [], None
-    needs_image = [
-        name
-        for name, on in (
-            ("--virtualcam", opts["virtualcam"]),
-            ("--mp4", opts["mp4"]),
-            ("--frames", opts["frames"]),
-        )  # fmt: skip
-        if on
-    ]
+    needs_image = registry.image_flags(opts)
     if needs_image and not opts["portrait"]:
         from ..io.publisher import NO_IMAGE_HINT
 
         raise LiveError(f"{', '.join(needs_image)}: {NO_IMAGE_HINT}")
+    fps = float(opts["fps"])
+    outputs: list = []
     try:
-        if opts["zmq"]:
-            from ..io import MotionPublisher
-
-            publisher = MotionPublisher(
-                opts["zmq"],
-                agent=opts["agent"],
-                latent_size=agent.latent_size,
-                fps=fps,
-                frame_format=opts["frames"],
-                curve=_curve(opts),
-            )
-            outputs.append(Output(publisher, fps, clock, name="zmq"))
-        if opts["vmc"]:
-            from ..io.vmc import VMC_PORT, VMCSink
-
-            host, port = _host_port(opts["vmc"], VMC_PORT, "--vmc")
-            outputs.append(Output(VMCSink(host, port), fps, clock, name="vmc"))
-        if opts["livelink"]:
-            from ..io.livelink import LIVE_LINK_PORT, LiveLinkFaceSink
-
-            host, port = _host_port(opts["livelink"], LIVE_LINK_PORT, "--livelink")
-            sink = LiveLinkFaceSink(host, port, subject=opts["livelink_subject"], fps=fps)
-            outputs.append(Output(sink, fps, clock, name="livelink"))
-        if opts["virtualcam"]:
-            from ..io.camera import VirtualCameraSink
-
-            try:
-                w, h = (int(v) for v in str(opts["camera_size"]).lower().split("x"))
-            except ValueError:
-                raise LiveError(
-                    f"--camera-size: expected WxH, got {opts['camera_size']!r}"
-                ) from None
-            cam = VirtualCameraSink(
-                w, h, fps, fmt=opts["camera_format"], device=opts["camera_device"]
-            )
-            outputs.append(Output(cam, fps, clock, name="virtualcam"))
-        if opts["mp4"]:
-            from ..io.file import VideoFileSink
-
-            outputs.append(Output(VideoFileSink(opts["mp4"], fps), fps, clock, name="mp4"))
+        for entry, sink in registry.open_sinks(opts, fps=fps, latent_size=agent.latent_size):
+            outputs.append(Output(sink, fps, clock, name=entry.name))
     except BaseException:
         for out in outputs:
             out.close()
         raise
-    return outputs, publisher
+    return outputs
+
+
+def _sinks_with(outputs: list, method: str) -> list:
+    """The sinks behind ``outputs`` that have ``method`` (optional sink methods, docs/live.md)."""
+    return [out.sink for out in outputs if callable(getattr(out.sink, method, None))]
 
 
 class SetupInterrupted(BaseException):
@@ -262,14 +162,17 @@ class SetupInterrupted(BaseException):
 
 
 def run_live(
-    opts: dict[str, Any],
+    opts: Mapping[str, Any],
     stop: threading.Event | None = None,
     log=None,
     running: threading.Event | None = None,
+    *,
+    registry: Registry = REGISTRY,
 ) -> int:
     """Run the live pipeline until ``stop`` is set (or ``duration`` passes); returns 0.
 
-    ``running`` is set once setup is over and frames start to flow."""
+    ``opts`` has a value for every option of ``registry`` (see :data:`DEFAULTS`); ``running``
+    is set once setup is over and frames start to flow."""
     from ..io import ControlServer
     from ..io.sinks import PlayoutClock
 
@@ -282,31 +185,30 @@ def run_live(
     server = None
     pipeline = None
     try:
-        outputs, publisher = _build_outputs(opts, agent, clock)
+        outputs = _open_outputs(opts, agent, clock, registry)
         if not outputs:
-            log("live: no sinks given (--zmq, --vmc, --livelink, --virtualcam, --mp4): "
-                "frames are generated and dropped")  # fmt: skip
+            flags = ", ".join(entry.switch.flag for entry in registry.sinks())
+            log(f"live: no sinks given ({flags}): frames are generated and dropped")
+        # the control socket's `hello` request asks the sink that publishes hello (ZeroMQ)
+        publisher = next(iter(_sinks_with(outputs, "send_hello")), None)
         pipeline = Pipeline(agent, outputs, clock=clock, publisher=publisher,
                             latency=float(opts["latency"]))  # fmt: skip
-        zmq_channels = [
-            ch for ch in ("own", "partner") if _add_source(opts[ch], ch, pipeline, opts)
-        ]
-        audio_in = opts["audio_in"] or (AUDIO_IN_DEFAULT if zmq_channels else None)
+        audio_socket = _open_sources(pipeline, opts, registry)
+        audio_in = opts["audio_in"] or (AUDIO_IN_DEFAULT if audio_socket else None)
         if opts["control"] or audio_in:
-            server = ControlServer(pipeline, opts["control"], audio_in, curve=_curve(opts))
-        if publisher is not None:
-            # announce the sockets in hello (they were bound after the publisher)
-            if server is not None:
-                publisher.announce(control=server.control_endpoint, audio=server.audio_endpoint)
-            log(f"live: motion on {publisher.endpoint} (topics hello.{opts['agent']}, "
-                f"motion.{opts['agent']})")  # fmt: skip
+            server = ControlServer(pipeline, opts["control"], audio_in, curve=curve_keys(opts))
+            # sinks that announce the sockets (ZeroMQ's hello) learn them now: they were bound
+            # after the sinks were made
+            for sink in _sinks_with(outputs, "announce"):
+                sink.announce(control=server.control_endpoint, audio=server.audio_endpoint)
+        for out in outputs:
+            describe = registry.sink(out.name).describe
+            if describe is not None:
+                log(f"live: {describe(out.sink, opts)}")
         if server is not None and server.control_endpoint:
             log(f"live: control on {server.control_endpoint}")
         if server is not None and server.audio_endpoint:
             log(f"live: audio input on {server.audio_endpoint}")
-        for out in outputs:
-            if out.name in ("vmc", "livelink"):
-                log(f"live: {out.name} to {out.sink.address[0]}:{out.sink.address[1]}")
         pipeline.start()
         if running is not None:
             running.set()
@@ -336,9 +238,7 @@ def run_live(
         return 0
     finally:
         if pipeline is not None:
-            for src in pipeline.sources:
-                src.stop()
-            pipeline.mixer.stop()
+            pipeline.stop_sources()
         if server is not None:
             server.close()
         for out in outputs:
@@ -346,7 +246,7 @@ def run_live(
         agent.close()
 
 
-def _cmd_live(args: argparse.Namespace) -> int:
+def _cmd_live(args: argparse.Namespace, registry: Registry = REGISTRY) -> int:
     from ..audio import AudioFormatError
     from ..io.sinks import MissingExtraError
 
@@ -360,7 +260,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
-            code = run_live(_options(args), stop, running=running)
+            code = run_live(_options(args, registry), stop, running=running, registry=registry)
         except SetupInterrupted:
             code = 0
         print("live: stopped cleanly", file=sys.stderr, flush=True)
@@ -368,13 +268,6 @@ def _cmd_live(args: argparse.Namespace) -> int:
     except (LiveError, AudioDeviceError, MissingExtraError, AudioFormatError, OSError) as e:
         print(f"infp-sdk live: error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:
-        from ..io.camera import VirtualCameraError
-
-        if isinstance(e, VirtualCameraError):
-            print(f"infp-sdk live: error: {e}", file=sys.stderr)
-            return 2
-        raise
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -407,55 +300,32 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(sub) -> None:
+def add_live_arguments(parser: argparse.ArgumentParser, registry: Registry = REGISTRY) -> None:
+    """Add every option of ``registry`` to ``parser``: the pipeline's, then a group per source
+    and sink that has options."""
+    forms = " | ".join(f for entry in registry.sources() for f in entry.forms)
+    for option in registry.core:
+        if option.key == "own":  # its choices are the registered sources
+            help = f"the agent's own voice: {forms} (default {option.default})"
+            option = dataclasses.replace(option, help=help)
+        option.add_to(parser)
+    registry.add_arguments(parser)
+
+
+def register_cli(sub, registry: Registry = REGISTRY) -> None:
     """Add the ``live`` and ``devices`` commands to the ``infp-sdk`` parser."""
+    sources = ", ".join(entry.help or entry.name for entry in registry.sources())
     p = sub.add_parser(
         "live",
         help="real time: audio sources -> agent -> ZeroMQ / VMC / Live Link / virtual camera",
         description="Run an agent on live audio and stream its motion. Sources (--own, "
-        "--partner): mic, device:NAME or device:INDEX, a WAV file (played at real-time pace), "
-        "zmq (the audio input socket), none. Every option can also come from --config (TOML or "
+        f"--partner): {sources}. Every option can also come from --config (TOML or "
         'JSON, keys named like the options: own = "mic"); flags win. Stop with Ctrl-C or '
         "SIGTERM. See docs/live.md.",
     )
-    add = p.add_argument
-    add("--config", help="TOML or JSON file of options")
-    add("--own", help="the agent's own voice: mic | device:NAME | FILE.wav | zmq | none "
-        "(default mic)")  # fmt: skip
-    add("--partner", help="the partner's voice, same choices (default none)")
-    add("--loop", action="store_true", default=None, help="loop WAV sources")
-    add("--portrait", help="portrait image, for frame sinks (virtual camera, mp4, --frames)")
-    add("--model", help="checkpoint path or bundled name (default: default)")
-    add("--backend", choices=["auto", "torch", "onnxruntime"])
-    add("--device", help="auto | cpu | cuda[:N]")
-    add("--hop", type=int, help="frames per model call (lower = less latency, more CPU)")
-    add("--seed", type=int)
-    add("--threads", type=int, help="CPU threads of the model (default: the cores available)")
-    add("--agent", help="agent name, the topic suffix (default: agent)")
-    add("--zmq", metavar="ENDPOINT", help="publish motion here, e.g. tcp://127.0.0.1:5555")
-    add("--control", metavar="ENDPOINT", help="control socket, e.g. tcp://127.0.0.1:5556")
-    add("--audio-in", metavar="ENDPOINT", help=f"audio input socket (default {AUDIO_IN_DEFAULT} "
-        "when a source is zmq)")  # fmt: skip
-    add("--frames", choices=["jpeg", "rgb"], help="also publish rendered frames (frame.<agent>)")
-    add("--curve-secret", metavar="FILE", help="server certificate (CURVE encryption)")
-    add("--curve-clients", metavar="DIR", help="only these clients' public certificates")
-    add("--virtualcam", action="store_true", default=None, help="show frames on a virtual camera")
-    add("--camera-size", metavar="WxH", help="virtual camera size (default 512x512)")
-    add("--camera-format", help="rgb | bgr | i420 | nv12 | yuyv | uyvy | ... (default rgb)")
-    add("--camera-device", help="e.g. /dev/video10")
-    add("--vmc", metavar="HOST:PORT", nargs="?", const=True, help="VMC/OSC receiver "
-        "(default 127.0.0.1:39539)")  # fmt: skip
-    add("--livelink", metavar="HOST:PORT", nargs="?", const=True, help="Live Link Face target "
-        "(default 127.0.0.1:11111)")  # fmt: skip
-    add("--livelink-subject", help="Live Link subject name (default infp)")
-    add("--mp4", metavar="PATH", help="record rendered frames to an mp4 file")
-    add("--fps", type=float, help="output frame rate for every sink (25, or 30/60 interpolated)")
-    add("--no-pace", action="store_true", default=None, help="send frames as soon as they are "
-        "made instead of evenly at their media time")  # fmt: skip
-    add("--latency", type=float, help="audio jitter buffer in seconds (default 0.06)")
-    add("--duration", type=float, help="stop after this many seconds")
-    add("--status-interval", type=float, help="seconds between status lines")
-    p.set_defaults(func=_cmd_live)
+    p.add_argument("--config", help="TOML or JSON file of options")
+    add_live_arguments(p, registry)
+    p.set_defaults(func=lambda args: _cmd_live(args, registry))
 
     d = sub.add_parser("devices", help="list audio devices (for --own/--partner device:NAME)")
     d.add_argument("--json", action="store_true", help="as JSON")

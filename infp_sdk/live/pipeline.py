@@ -6,12 +6,16 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE, SAMPLES_PER_MOTION_FRAME
 from ..audio.sources import AudioMixer
 from ..motion import Frame
+
+if TYPE_CHECKING:
+    from ..io.sinks import Output, PlayoutClock, Source
 
 # ----------------------------------------------------------------------------------------------
 # Latency
@@ -70,14 +74,22 @@ class Pipeline:
     Also the control socket's handler (reset, interrupt, style, audio, hello, ping, stats).
     """
 
-    def __init__(self, agent, outputs: list, *, clock=None, publisher=None, latency=0.06):
+    def __init__(
+        self,
+        agent: Any,
+        outputs: list[Output],
+        *,
+        clock: PlayoutClock | None = None,
+        publisher: Any = None,
+        latency: float = 0.06,
+    ):
         self.agent = agent
         self.outputs = outputs
         self.clock = clock
         self.publisher = publisher
         self.meter = LatencyMeter()
         self.mixer = AudioMixer(self._push, latency=latency, on_push=self.meter.on_push)
-        self.sources: list = []  # started sources; a sound card reports its health
+        self.sources: list[Source] = []  # started sources; a sound card reports its health
         self.frames_out = 0
         self.last_t: float | None = None
         self._recent: collections.deque[float] = collections.deque(maxlen=200)
@@ -87,6 +99,18 @@ class Pipeline:
         """Start the mixer's clock (sources may already be writing)."""
         self.mixer.start()
         self._set_origin()
+
+    def add_source(self, source: Source) -> Source:
+        """Start a source (made for this pipeline's mixer) and keep it: its health shows in the
+        status line and :meth:`stop_sources` stops it."""
+        self.sources.append(source.start())
+        return source
+
+    def stop_sources(self) -> None:
+        """Stop every source, then the mixer's clock."""
+        for source in self.sources:
+            source.stop()
+        self.mixer.stop()
 
     def _push(self, own: np.ndarray, partner: np.ndarray) -> None:
         self.agent.push(own=own, partner=partner, sample_rate=SAMPLE_RATE)
