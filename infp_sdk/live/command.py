@@ -85,10 +85,8 @@ def _load_config(path: str, registry: Registry = REGISTRY) -> dict[str, Any]:
 def _options(args: argparse.Namespace, registry: Registry = REGISTRY) -> dict[str, Any]:
     """Flags given on the command line > the config file > defaults."""
     config = _load_config(args.config, registry) if args.config else {}
-    return {
-        k: (getattr(args, k) if getattr(args, k, None) is not None else config.get(k, default))
-        for k, default in registry.defaults().items()
-    }
+    given = {k: getattr(args, k) for k in registry.defaults() if getattr(args, k, None) is not None}
+    return registry.resolve({**config, **given})
 
 
 def _make_agent(opts: dict[str, Any]):

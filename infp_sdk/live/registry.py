@@ -260,6 +260,17 @@ class Registry:
         """Every option's key and default (the config file's known keys)."""
         return {o.key: o.default for o in self.options()}
 
+    def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every option's value: ``options`` over the defaults (for callers without a command
+        line, such as an adapter opening sinks: ``resolve({"vmc": True})``). LiveError for a
+        key that no option has."""
+        values = self.defaults()
+        unknown = sorted(set(options) - set(values))
+        if unknown:
+            raise LiveError(f"unknown option(s) {', '.join(unknown)}")
+        values.update(options)
+        return values
+
     def check_config(self, path: str, data: Mapping[str, Any]) -> None:
         """Raise LiveError naming the file, the option and the expected type for a mistyped
         value (unknown keys are the caller's concern)."""
