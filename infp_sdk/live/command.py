@@ -21,7 +21,7 @@ from typing import Any
 from ..audio.sources import CHANNELS, AudioDeviceError
 from .options import AUDIO_IN_DEFAULT, LiveError
 from .pipeline import Pipeline
-from .registry import REGISTRY, Registry
+from .registry import REGISTRY, Registry, SinkContext
 from .sinks import curve_keys
 
 # ----------------------------------------------------------------------------------------------
@@ -136,11 +136,14 @@ def _open_outputs(opts: Mapping[str, Any], agent: Any, clock: Any, registry: Reg
         from ..io.publisher import NO_IMAGE_HINT
 
         raise LiveError(f"{', '.join(needs_image)}: {NO_IMAGE_HINT}")
-    fps = float(opts["fps"])
+    ctx = SinkContext(opts, float(opts["fps"]), agent.latent_size)
     outputs: list = []
     try:
-        for entry, sink in registry.open_sinks(opts, fps=fps, latent_size=agent.latent_size):
-            outputs.append(Output(sink, fps, clock, name=entry.name))
+        # one at a time, each into its Output at once, so that a signal during setup leaves
+        # nothing unclosed (Registry.open_sinks is the same for callers without Outputs)
+        for entry in registry.sinks():
+            if entry.wanted(opts):
+                outputs.append(Output(entry.open(ctx), ctx.fps, clock, name=entry.name))
     except BaseException:
         for out in outputs:
             out.close()
