@@ -1,6 +1,9 @@
-"""What every sink shares: the sink interface, frame-rate conversion, and paced delivery.
+"""What every sink shares: the sink interface, frame-rate conversion, and paced delivery; and the
+interface of the audio sources that feed a live pipeline.
 
-A sink has ``send(frame)`` (deliver now) and ``close()``, and may have ``reopen()``.
+A sink has ``send(frame)`` (deliver now) and ``close()``, and may have ``reopen()``. A source
+has ``start()`` and ``stop()``. Both are declared for ``infp-sdk live`` in
+:mod:`infp_sdk.live.registry`.
 :class:`Output` puts a sink behind a thread with a bounded queue, converts 25 fps motion to the
 sink's rate (30 or 60 fps for most engines) by interpolation, and, with a :class:`PlayoutClock`,
 releases each frame at its media time plus a constant delay, so a sink sees one frame every
@@ -40,6 +43,21 @@ class Sink(Protocol):
     def send(self, frame: Frame) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Source(Protocol):
+    """Anything that feeds audio into one channel of an
+    :class:`~infp_sdk.audio.sources.AudioMixer` (given to it when it is made): ``start`` begins
+    on a thread of its own and returns the source, ``stop`` ends it and releases what it holds.
+
+    A source whose device can fail and come back also has ``state`` ("ok" while it works) and
+    ``health()`` (one line for the status display), as
+    :class:`~infp_sdk.audio.sources.DeviceSource` does.
+    """
+
+    def start(self) -> Source: ...
+
+    def stop(self) -> None: ...
 
 
 # Pauses between attempts to bring a failed sink back, in seconds (the last one repeats).
