@@ -601,16 +601,46 @@ def _check_io(session: Any, path: Path, inputs: dict[str, int], outputs: dict[st
 
 
 class _Graph:
-    """One onnxruntime session, called with NumPy arrays by input name."""
+    """One onnxruntime session, called with NumPy arrays by input name.
 
-    def __init__(self, session: Any):
+    :meth:`bound` runs it through an IO binding: inputs may be arrays or OrtValues already on
+    the session's device, and the outputs stay there as OrtValues. The DiT's condition is made
+    once per hop and read by every solver step, so on a GPU it never travels back to the host;
+    each step moves only the noisy latents in and the velocity out.
+    """
+
+    def __init__(self, session: Any, device: str = "cpu"):
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
         self.outputs = [o.name for o in session.get_outputs()]
+        kind, _, index = device.partition(":")
+        self.device_type, self.device_id = kind, int(index or 0)
 
     def __call__(self, **feeds: np.ndarray) -> list[np.ndarray]:
         # inputs the export dropped (unused by the graph) are not fed
         return self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})
+
+    def bound(self, host_outputs: tuple[str, ...] = (), **feeds: Any) -> dict[str, Any]:
+        """Run with an IO binding: outputs named in ``host_outputs`` come back as arrays, the
+        others stay on the session's device as OrtValues."""
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            if name not in self.inputs:
+                continue
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for name in self.outputs:
+            on_host = name in host_outputs
+            binding.bind_output(name, "cpu" if on_host else self.device_type,
+                                0 if on_host else self.device_id)  # fmt: skip
+        self.session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        return {
+            name: value.numpy() if name in host_outputs else value
+            for name, value in zip(self.outputs, values, strict=True)
+        }
 
 
 class OrtHopModel:
@@ -631,10 +661,10 @@ class OrtHopModel:
         self.motion_std = np.asarray(meta["motion_std"], np.float32)
         self.null_style = np.asarray(meta["null_style"], np.float32)[None]
         self.mouth_channels = rig_indices(self.config.mouth) if self.config.mouth else []
-        self.encode = _Graph(sessions[ENCODE_FILE])
-        self.condition = _Graph(sessions[CONDITION_FILE])
-        self.velocity = _Graph(sessions[VELOCITY_FILE])
-        self.style = _Graph(sessions[STYLE_FILE])
+        self.encode = _Graph(sessions[ENCODE_FILE], device)
+        self.condition = _Graph(sessions[CONDITION_FILE], device)
+        self.velocity = _Graph(sessions[VELOCITY_FILE], device)
+        self.style = _Graph(sessions[STYLE_FILE], device)
 
     def __repr__(self) -> str:
         providers = self.encode.session.get_providers()
@@ -661,25 +691,25 @@ class OrtHopModel:
         prev = ((batch.prev - self.motion_mean) / self.motion_std).astype(f32)
         ones, zeros = np.ones(b, f32), np.zeros(b, f32)
         keep_prev = np.asarray(batch.has_prev, f32)
+        # the condition stays on the sessions' device for all the hop's solver steps
         if cfg_scale == 1.0:
-            condition = self.condition(feature=np.ascontiguousarray(feature), prev=prev,
-                                       style=style, keep_feature=ones, keep_prev=keep_prev,
-                                       keep_style=ones)  # fmt: skip
+            feeds = self.condition.bound(feature=np.ascontiguousarray(feature), prev=prev,
+                                         style=style, keep_feature=ones, keep_prev=keep_prev,
+                                         keep_style=ones)  # fmt: skip
         else:
             # cond and uncond as one batch of 2B: the uncond drops the feature and the style
             # but keeps the previous latents (see INFPModel.denoiser)
             both = lambda a: np.concatenate([a, a])  # noqa: E731
-            condition = self.condition(
+            feeds = self.condition.bound(
                 feature=both(np.ascontiguousarray(feature)), prev=both(prev), style=both(style),
                 keep_feature=np.concatenate([ones, zeros]), keep_prev=both(keep_prev),
                 keep_style=np.concatenate([ones, zeros]),
             )  # fmt: skip
-        feeds = dict(zip(self.condition.outputs, condition, strict=True))
 
         def denoise(x: np.ndarray, t: float) -> np.ndarray:
             x_in = x if cfg_scale == 1.0 else np.concatenate([x, x])
             t_in = np.full(x_in.shape[0], t, f32)
-            v = self.velocity(x_t=x_in, t=t_in, **feeds)[0]
+            v = self.velocity.bound(("v",), x_t=x_in, t=t_in, **feeds)["v"]
             if cfg_scale != 1.0:
                 v = guided(v[:b], v[b:], cfg_scale)
             return x0_from_v(x, v, t).astype(f32)
