@@ -89,3 +89,31 @@ def test_import_loads_neither_torch_nor_onnxruntime():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_the_core_install_renders_the_portrait(core_venv, tmp_path):
+    """The main job without torch: the portrait renderer is NumPy, the model onnxruntime."""
+    from infp_sdk.audio import load_audio, write_wav
+
+    folder = ROOT / "examples" / "conversation"
+    own = tmp_path / "own.wav"
+    write_wav(own, load_audio(folder / "own.wav")[: 16000 * 2], 16000)
+    out = tmp_path / "face.mp4"
+    done = subprocess.run(
+        [
+            str(core_venv / "bin" / "infp-sdk"),
+            "render",
+            "--portrait",
+            str(ROOT / "examples" / "portrait" / "astronaut.avatar"),
+            "--own",
+            str(own),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and "50 frames" in done.stdout
+    assert out.stat().st_size > 10_000
