@@ -293,3 +293,32 @@ def test_graphs_can_read_their_weights_from_the_checkpoint_beside_them(tmp_path)
     checkpoint.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=r"model\.safetensors.*SHA-256"):
         load_onnx_model(tmp_path)
+
+
+def test_the_cache_forgets_exports_unused_for_a_month(tmp_path, monkeypatch):
+    import os
+    import time
+
+    import infp_sdk.runtime.onnx as onnx_module
+    from infp_sdk.runtime.onnx import CACHE_UNUSED_DAYS, cached_export
+
+    day = 86400
+    old, recent, used = (tmp_path / f"onnx-{name}" for name in ("old", "recent", "used"))
+    staging = tmp_path / ".onnx-x.partial-1-ab"
+    foreign = tmp_path / "notes"
+    for folder in (old, recent, used, staging, foreign):
+        folder.mkdir()
+    (used / "config.json").write_text("{}")
+    now = time.time()
+    os.utime(old, (now, now - (CACHE_UNUSED_DAYS + 1) * day))
+    os.utime(used, (now, now - (CACHE_UNUSED_DAYS + 1) * day))
+    os.utime(recent, (now, now - 2 * day))
+    os.utime(staging, (now, now - 2 * day))
+    os.utime(foreign, (now, now - 400 * day))
+    monkeypatch.setattr(onnx_module, "_export_key", lambda model: "used")
+    assert cached_export(random_model(), tmp_path) == used  # a use marks it ...
+    monkeypatch.setattr(onnx_module, "_export_key", lambda model: "new")
+    fresh = cached_export(random_model(), tmp_path)  # ... and a new export prunes the rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [fresh.name, recent.name, used.name, foreign.name]
+    )

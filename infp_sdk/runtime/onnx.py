@@ -428,14 +428,47 @@ def _export_key(model: Any) -> str:
     return digest.hexdigest()[:32]
 
 
+CACHE_UNUSED_DAYS = 30
+"""An export in the cache that no process has used for this long is removed when another
+export is made (each use marks its folder); a staging folder left by a killed export goes after
+a day."""
+
+
+def prune_cache(root: Path, *, keep: Path | None = None, now: float | None = None) -> list[Path]:
+    """Remove exports unused for :data:`CACHE_UNUSED_DAYS` and stale staging folders under
+    ``root`` (never ``keep``); returns what was removed."""
+    import shutil
+    import time
+
+    now = time.time() if now is None else now
+    removed = []
+    for entry in root.iterdir() if root.is_dir() else ():
+        if not entry.is_dir() or entry == keep:
+            continue
+        if entry.name.startswith("onnx-"):
+            limit = CACHE_UNUSED_DAYS * 86400
+        elif entry.name.startswith(".onnx-") and ".partial-" in entry.name:
+            limit = 86400
+        else:
+            continue  # not ours
+        try:
+            if now - entry.stat().st_mtime > limit:
+                shutil.rmtree(entry)
+                removed.append(entry)
+        except OSError:  # another process removed or is using it: leave it
+            continue
+    return removed
+
+
 def cached_export(model: Any, cache: str | Path | None = None) -> Path:
     """The folder of ``model``'s ONNX export, exported on first use and reused after.
 
     An export takes seconds (about 13 s on a 2-core CPU); the folder is keyed by a digest of
     the weights, the config and the exporter's versions under :func:`cache_dir` (or ``cache``),
     and written under a temporary name and renamed when complete, so concurrent processes and a
-    process killed part-way never leave a half export in use. Delete the folder to reclaim the
-    space.
+    process killed part-way never leave a half export in use. Each use marks the folder; when a
+    new export is made, exports unused for :data:`CACHE_UNUSED_DAYS` days are removed
+    (:func:`prune_cache`), so a cache fed by many training runs does not grow without end.
     """
     import secrets
     import shutil
@@ -443,6 +476,10 @@ def cached_export(model: Any, cache: str | Path | None = None) -> Path:
     root = Path(cache) if cache is not None else cache_dir()
     folder = root / f"onnx-{_export_key(model)}"
     if (folder / CONFIG_FILE).exists():
+        try:
+            os.utime(folder)  # in use: keep it from pruning
+        except OSError:
+            pass
         return folder
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".{folder.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
@@ -455,6 +492,7 @@ def cached_export(model: Any, cache: str | Path | None = None) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    prune_cache(root, keep=folder)
     return folder
 
 
@@ -832,6 +870,7 @@ __all__ = [
     "cached_export",
     "export_onnx",
     "load_onnx_model",
+    "prune_cache",
     "onnx_for",
     "providers_for",
     "register_cli",
