@@ -29,7 +29,7 @@ import numpy as np
 from ..shutdown import stop_at_exit
 from .convert import to_mono, to_mono_16k
 from .mel import SAMPLE_RATE
-from .stream import StreamResampler
+from .stream import StreamResampler, take_samples
 from .wav import read_wav
 
 log = logging.getLogger(__name__)
@@ -83,17 +83,7 @@ class _Channel:
             self.overrun += excess
 
     def take(self, n: int, active: bool = False) -> np.ndarray:
-        out = np.zeros(n, np.float32)
-        got = 0
-        while got < n and self.chunks:
-            c = self.chunks[0]
-            k = min(n - got, len(c))
-            out[got : got + k] = c[:k]
-            got += k
-            if k == len(c):
-                self.chunks.popleft()
-            else:
-                self.chunks[0] = c[k:]
+        out, got = take_samples(self.chunks, n)
         self.level -= got
         if active and got < n:
             self.underrun += n - got

@@ -9,6 +9,7 @@ into any chunks resamples to the same samples as the whole signal at once.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -17,6 +18,23 @@ from .mel import SAMPLE_RATE
 
 # Values of gathered filter windows per block (4 Mi float32 = 16 MB of temporary memory).
 _BLOCK_ELEMENTS = 1 << 22
+
+
+def take_samples(chunks: deque[np.ndarray], n: int) -> tuple[np.ndarray, int]:
+    """The oldest ``n`` samples of a queue of chunks, removed from it: (samples, how many were
+    there); a queue that runs short is padded with silence."""
+    out = np.zeros(n, np.float32)
+    got = 0
+    while got < n and chunks:
+        c = chunks[0]
+        k = min(n - got, len(c))
+        out[got : got + k] = c[:k]
+        got += k
+        if k == len(c):
+            chunks.popleft()
+        else:
+            chunks[0] = c[k:]
+    return out, got
 
 
 class StreamResampler:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.convert import to_mono
-from ..audio.stream import StreamResampler
+from ..audio.stream import StreamResampler, take_samples
 from ..motion import FPS, Frame
 
 log = logging.getLogger(__name__)
@@ -140,17 +140,7 @@ class _PartnerBuffer:
             self.take(self.level - self.limit, now, count_debt=False)
 
     def take(self, n: int, now: float, count_debt: bool = True) -> np.ndarray:
-        out = np.zeros(n, np.float32)
-        got = 0
-        while got < n and self.chunks:
-            c = self.chunks[0]
-            k = min(n - got, len(c))
-            out[got : got + k] = c[:k]
-            got += k
-            if k == len(c):
-                self.chunks.popleft()
-            else:
-                self.chunks[0] = c[k:]
+        out, got = take_samples(self.chunks, n)
         self.level -= got
         if count_debt and got < n and now - self.last_write <= _PARTNER_IDLE_S:
             self.debt += n - got
