@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .live import register_cli as register_live
     from .render import register_cli as register_render
     from .runtime.onnx import register_cli as register_export
+    from .serve import register_cli as register_serve
 
     register_render(sub)
     register_prepare(sub)
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_export(sub)
     register_bench(sub)
     register_live(sub)
+    register_serve(sub)
 
     info = sub.add_parser("info", help="describe a checkpoint (config, parameter count)")
     info.add_argument("--model", default="default", help="checkpoint path or bundled name")

@@ -50,13 +50,32 @@ def sibling_avatar(image_path: str | os.PathLike) -> Avatar | None:
     return avatar
 
 
+PORTRAITS_DIR = Path(__file__).resolve().parent / "portraits"
+"""Portraits that ship with the package, prepared; ``load_portrait(NAME)`` finds them by name."""
+
+DEFAULT_PORTRAIT = "astronaut"
+"""The bundled portrait used where none is given (a NASA photo in the public domain)."""
+
+
+def bundled_portraits() -> list[str]:
+    """Names of the portraits that ship with the package."""
+    return sorted(p.stem for p in PORTRAITS_DIR.glob(f"*{AVATAR_SUFFIX}"))
+
+
 def as_avatar(portrait: Any) -> Avatar:
-    """An :class:`Avatar` from an avatar, a ``.avatar`` path, an image path, array or PIL image.
+    """An :class:`Avatar` from an avatar, a ``.avatar`` path, an image path, array or PIL image,
+    or the name of a bundled portrait (:func:`bundled_portraits`, e.g. ``"astronaut"``).
 
     An image path with an up-to-date ``.avatar`` beside it loads that instead of re-detecting.
     """
     if isinstance(portrait, Avatar):
         return portrait
+    if (
+        isinstance(portrait, str)
+        and portrait in bundled_portraits()
+        and not Path(portrait).exists()
+    ):
+        return load_avatar(PORTRAITS_DIR / f"{portrait}{AVATAR_SUFFIX}")
     if isinstance(portrait, (str, os.PathLike)):
         path = Path(portrait)
         if path.suffix.lower() == AVATAR_SUFFIX:
