@@ -122,7 +122,7 @@ def check_conversation(video: list[SentVideo], voice: list[SentAudio], fps: floa
     offsets, late = av_offsets(video, voice)
     assert late <= 0.1, f"{late:.0%} of the frames were late"
     # By construction the offset is at most half an image plus half an agent frame (37 ms at
-    # 30 fps; test_integrations_pacer checks that bound exactly on simulated time). Here the
+    # 30 fps; test_pacer checks that bound exactly on simulated time). Here the
     # event loop's wake-ups on a busy machine come on top, a few ms now and then.
     off = np.abs(offsets)
     assert np.percentile(off, 99) <= 0.040 and off.max() <= 0.050, (

@@ -41,7 +41,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - exercised only without th
         "infp_sdk.integrations.livekit needs livekit-agents: pip install 'infp-sdk[livekit]'"
     ) from e
 
-from ._pacer import AudioOut, MarkerOut, Pacer, VideoOut, warm_up
+from ..runtime.pacer import AudioOut, MarkerOut, Pacer, VideoOut, warm_up
 
 log = logging.getLogger(__name__)
 

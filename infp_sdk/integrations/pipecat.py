@@ -54,7 +54,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - exercised only without th
     ) from e
 
 from ..motion import blendshape_index
-from ._pacer import AudioOut, MarkerOut, Pacer, VideoOut, warm_up
+from ..runtime.pacer import AudioOut, MarkerOut, Pacer, VideoOut, warm_up
 
 _JAW_OPEN = blendshape_index("jawOpen")
 

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ..face import DEFAULT_PORTRAIT
-from ..integrations._pacer import warm_up
+from ..runtime.pacer import warm_up
 from .bot import REPLIES, espeak_path
 from .session import Conversation
 

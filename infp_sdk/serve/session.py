@@ -1,7 +1,7 @@
 """One browser conversation of ``infp-sdk serve``: a WebRTC peer connection around a paced agent.
 
 The browser sends its microphone (the partner) and receives the avatar: a video track and the
-bot's voice, both on one media clock. The same :class:`~infp_sdk.integrations._pacer.Pacer` as
+bot's voice, both on one media clock. The same :class:`~infp_sdk.runtime.pacer.Pacer` as
 the Pipecat and LiveKit adapters plays both voices into the agent in real time and hands back
 each span of the bot's voice together with the frames that show it, ``delay`` seconds later.
 Audio frames and video frames carry presentation times on that clock and leave when they fall
@@ -26,7 +26,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from ..audio import SAMPLE_RATE
-from ..integrations._pacer import AudioOut, Pacer, VideoOut
+from ..runtime.pacer import AudioOut, Pacer, VideoOut
 from .bot import REPLIES, TurnDetector, speak
 
 log = logging.getLogger(__name__)

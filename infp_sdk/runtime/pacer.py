@@ -1,4 +1,5 @@
-"""The clock shared by the voice-agent adapters: two audio streams in, voice and face out in step.
+"""Two audio streams in, voice and face out in step: the clock of the voice-agent adapters and
+of ``infp-sdk serve``.
 
 A voice-agent framework hands an avatar its own voice in bursts (a TTS answer arrives faster than
 it plays) and, in the adapters here, the user's voice in real time. An :class:`~infp_sdk.Agent`

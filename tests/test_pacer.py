@@ -14,7 +14,7 @@ from conftest import ROOT, random_model
 from infp_sdk import Agent
 from infp_sdk.audio import read_wav, resample
 from infp_sdk.face import load_portrait
-from infp_sdk.integrations._pacer import AudioOut, MarkerOut, Pacer, VideoOut
+from infp_sdk.runtime.pacer import AudioOut, MarkerOut, Pacer, VideoOut
 
 PORTRAIT = ROOT / "examples" / "portrait" / "astronaut.png"
 
