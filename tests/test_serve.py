@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -86,6 +87,53 @@ def test_offer_errors_are_clear():
             await server.stop()
 
     asyncio.run(run())
+
+
+def test_a_conversation_also_drives_the_live_sinks():
+    """serve --zmq: a WebRTC client (aiortc, on loopback) talks to the server, and the frames
+    it is shown also reach a ZeroMQ subscriber, as they would a game engine."""
+    import aiohttp
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import AudioStreamTrack
+
+    from infp_sdk.io.client import MotionSubscriber
+    from infp_sdk.io.protocol import Motion
+    from infp_sdk.serve.server import AvatarServer, ServeOptions
+
+    async def run():
+        options = ServeOptions(port=0, size=96, sinks={"zmq": "tcp://127.0.0.1:*"})
+        server = AvatarServer(options)
+        url = await server.start()
+        pc = RTCPeerConnection()
+        try:
+            subscriber = MotionSubscriber(server.outputs[0].sink.endpoint)
+            pc.addTrack(AudioStreamTrack())  # a silent microphone
+            pc.addTransceiver("video", direction="recvonly")
+            pc.createDataChannel("infp")
+            await pc.setLocalDescription(await pc.createOffer())
+            offer = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+            async with aiohttp.ClientSession() as http:
+                async with http.post(url + "offer", json=offer) as r:
+                    assert r.status == 200, await r.text()
+                    await pc.setRemoteDescription(RTCSessionDescription(**await r.json()))
+                await asyncio.sleep(3.0)  # the greeting
+                async with http.get(url + "status") as r:
+                    status = await r.json()
+            messages, deadline = [], time.monotonic() + 2.0  # what queued up, and no more
+            while time.monotonic() < deadline and (m := subscriber.recv(0.2)) is not None:
+                messages.append(m)
+            subscriber.close()
+            return status, [m for m in messages if isinstance(m, Motion)]
+        finally:
+            await pc.close()
+            await server.stop()
+
+    status, motion = asyncio.run(run())
+    assert status["sinks"] == {"zmq": "zmq ok"}
+    assert status["conversation"]["state"] in ("speaking", "thinking", "listening")
+    assert len(motion) >= 30, len(motion)  # ~25 per second once connected
+    assert [m.index for m in motion] == sorted({m.index for m in motion})  # each frame once
+    assert max(m.speaking for m in motion) > 0.5  # the greeting: the face talks
 
 
 def test_serve_rejects_bad_options():

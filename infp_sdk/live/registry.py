@@ -280,10 +280,14 @@ class Registry:
             if want is not None:
                 raise LiveError(f"config {path}: {key} must be {want}, got {value!r}")
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Add every source's and sink's options to ``parser``, a group each (the core options
-        are the command's to place)."""
+    def add_arguments(
+        self, parser: argparse.ArgumentParser, kinds: Sequence[str] = ("source", "sink")
+    ) -> None:
+        """Add every source's and sink's options to ``parser`` (or only those of ``kinds``), a
+        group each (the core options are the command's to place)."""
         for kind, entries in (("source", self.sources()), ("sink", self.sinks())):
+            if kind not in kinds:
+                continue
             for entry in entries:
                 if not entry.options:
                     continue

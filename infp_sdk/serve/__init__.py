@@ -40,11 +40,16 @@ def register_cli(sub: Any) -> None:
     )
     p.add_argument("--model", default="default", help="bundled name, checkpoint or export folder")
     p.add_argument("-v", "--verbose", action="store_true", help="log connections")
+    from ..live.registry import REGISTRY
+
+    # the sinks of `infp-sdk live`: the face in the browser can drive an engine's avatar too
+    REGISTRY.add_arguments(p, kinds=("sink",))
     p.set_defaults(func=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
+        from ..live.options import LiveError
         from .bot import SpeechError
         from .server import ServeOptions, serve
     except ModuleNotFoundError as e:
@@ -53,6 +58,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
+    from ..live.registry import REGISTRY
+
+    sinks = {
+        option.key: getattr(args, option.key)
+        for entry in REGISTRY.sinks()
+        for option in entry.options
+        if getattr(args, option.key, None) is not None
+    }
     options = ServeOptions(
         portrait=args.portrait,
         host=args.host,
@@ -61,12 +74,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         fps=args.fps,
         delay=args.delay,
         model=args.model,
+        sinks=sinks,
     )
     try:
         asyncio.run(serve(options, ready=lambda line: print(line, flush=True)))
     except KeyboardInterrupt:
         pass
-    except (SpeechError, OSError) as e:
+    except (SpeechError, OSError, LiveError) as e:
         print(f"infp-sdk serve: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -73,6 +73,8 @@ class Conversation:
         delay: seconds the bot's voice and face are held back behind the conversation; it must
             cover the agent's mouth-to-face latency (see ``docs/serve.md``).
         replies: the lines the bot speaks, in turn (the first greets the person).
+        outputs: :class:`~infp_sdk.io.sinks.Output` s that get each agent frame as it is
+            shown (the server's sinks), in step with the video.
     """
 
     def __init__(
@@ -83,8 +85,11 @@ class Conversation:
         fps: float,
         delay: float,
         replies: tuple[str, ...] = REPLIES,
+        outputs: list | None = None,
     ):
         self.agent = agent
+        self.outputs = list(outputs or [])
+        self._shown = -1  # the last agent frame given to the outputs
         self.pc = RTCPeerConnection()
         self.pacer = Pacer(agent, sample_rate=AUDIO_RATE, size=size, fps=fps, delay=delay)
         self.fps = float(fps)
@@ -195,6 +200,10 @@ class Conversation:
                 for out in pacer.step():
                     if isinstance(out, VideoOut):
                         self._send_video(out)
+                        if out.source > self._shown:  # a late frame repeats: not sent again
+                            self._shown = out.source
+                            for output in self.outputs:
+                                output.put(out.frame)
                     elif isinstance(out, AudioOut):
                         self._write_voice(out)
                 self._send_voice(time.monotonic() - pacer.t0 - pacer.delay)
