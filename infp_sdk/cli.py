@@ -70,7 +70,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps,
         val_every=args.val_every,
         checkpoint_every=args.checkpoint_every,
-        voice_warp=args.voice_warp,
         seed=args.seed,
         threads=args.threads,
     )
@@ -160,13 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="motion frames (40 ms each) of future audio each frame hears (default: the "
         "preset's); each frame of look-ahead adds 40 ms to the latency a viewer sees",
-    )
-    tr.add_argument(
-        "--voice-warp",
-        type=float,
-        default=0.0,
-        help="vocal-tract length perturbation: scale each window's frequency axis by a factor "
-        "drawn from 1 +- this (e.g. 0.1), so voices never heard sound like ones that were",
     )
     tr.add_argument("--lr", type=float, default=1e-4)
     tr.add_argument("--warmup-steps", type=int, default=200)

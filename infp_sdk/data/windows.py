@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from ..audio import MEL_FRAMES_PER_MOTION_FRAME, LogMel
-from ..audio.mel import F_MIN, N_MELS, SAMPLE_RATE, hz_to_mel, mel_to_hz
 from ..model.config import LOG_MEL_FLOOR, INFPConfig
 
 
@@ -114,42 +113,3 @@ def random_batch(
     if any(it.keys() != keys for it in items):
         keys = keys - {"speaking"}  # mixed sources: supervise speaking only when all have it
     return {key: torch.stack([it[key] for it in items]) for key in keys}
-
-
-def _mel_centres_hz() -> np.ndarray:
-    """Centre frequency (Hz) of each mel band of the front-end."""
-    edges = np.linspace(hz_to_mel(F_MIN), hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2)
-    return mel_to_hz(edges[1:-1])
-
-
-def warp_voices(
-    batch: dict[str, torch.Tensor], amount: float, generator: torch.Generator
-) -> dict[str, torch.Tensor]:
-    """Vocal-tract length perturbation on log-mel features: each window's own and partner
-    channels get their frequency axis scaled by its own factor drawn from 1 +- ``amount``, as if
-    a speaker with a longer or shorter vocal tract had said the same thing. The speech recognition
-    recipe for voices never heard; the bands are read at ``f / factor`` by linear interpolation
-    between band centres (a band beyond the top repeats the top band)."""
-    if amount <= 0:
-        return batch
-    centres = torch.from_numpy(_mel_centres_hz()).float()
-    positions = torch.arange(N_MELS, dtype=torch.float32)
-    out = dict(batch)
-    for key in ("mel_own", "mel_partner"):
-        mel = batch[key]  # (B, S, N_MELS)
-        factor = 1 + amount * (2 * torch.rand(mel.shape[0], generator=generator) - 1)
-        source_hz = centres[None, :] / factor[:, None]  # (B, N_MELS)
-        pos = _interp(source_hz, centres, positions).clamp(0, N_MELS - 1)
-        lo = pos.floor().long().clamp(max=N_MELS - 2)
-        t = (pos - lo).unsqueeze(1)  # (B, 1, N_MELS)
-        a = torch.gather(mel, 2, lo.unsqueeze(1).expand(-1, mel.shape[1], -1))
-        b = torch.gather(mel, 2, (lo + 1).unsqueeze(1).expand(-1, mel.shape[1], -1))
-        out[key] = a + t * (b - a)
-    return out
-
-
-def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """numpy.interp for increasing ``xp``, on tensors (values outside are extrapolated)."""
-    i = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
-    x0, x1, y0, y1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
-    return y0 + (x - x0) * (y1 - y0) / (x1 - x0)

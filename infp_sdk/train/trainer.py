@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
 from .._atomic import atomic_path, write_text
-from ..data.windows import Session, random_batch, warp_voices
+from ..data.windows import Session, random_batch
 from ..model.checkpoint import save_model, tensors_digest
 from ..model.config import LOG_MEL_FLOOR, INFPConfig, preset
 from ..model.infp import INFPModel
@@ -53,13 +53,6 @@ class TrainConfig(BaseModel):
     val_every: int = Field(500, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     log_every: int = Field(50, ge=1)
-    voice_warp: float = Field(
-        0.0,
-        ge=0.0,
-        le=0.3,
-        description="vocal-tract length perturbation: each window's voices have their "
-        "frequency axis scaled by a factor drawn from 1 +- voice_warp (0: off)",
-    )
     seed: int = 0
     threads: int | None = None
 
@@ -216,7 +209,6 @@ def train(cfg: TrainConfig, model_config: INFPConfig | None = None, resume: bool
                 draw = torch.randint(cfg.min_window, mconf.window + 1, (1,), generator=generator)
                 length = int(draw)
             batch = random_batch(train_sessions, cfg.batch_size, mconf, generator, length=length)
-            batch = warp_voices(batch, cfg.voice_warp, generator)
             if step < cfg.one_sided_steps:
                 batch = silence_partner(batch)
             losses = train_step(net, optimizer, batch)
