@@ -144,3 +144,24 @@ def check_conversation(video: list[SentVideo], voice: list[SentAudio], fps: floa
         "jaw_talking": float(talking.mean()),
         "jaw_listening": float(listening.mean()),
     }
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def motion_received(subscriber) -> list:
+    """The motion messages a MotionSubscriber has queued up (it stops at a 0.5 s gap)."""
+    from infp_sdk.io.protocol import Motion
+
+    out = []
+    while (m := subscriber.recv(0.5)) is not None:
+        if isinstance(m, Motion):
+            out.append(m)
+    subscriber.close()
+    return out

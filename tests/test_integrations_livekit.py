@@ -153,6 +153,31 @@ def test_talks_with_the_agent_listens_to_the_user_and_keeps_them_in_sync():
     assert not infp_threads()
 
 
+def test_the_frames_shown_also_reach_a_live_sink():
+    """sinks={"zmq": ...}: each agent frame the generator yields is also published on ZeroMQ,
+    once and in order, for a game engine to follow the room."""
+    from avsync import free_port, motion_received
+
+    from infp_sdk.io.client import MotionSubscriber
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    subscriber = MotionSubscriber(endpoint)
+
+    async def go():
+        session = Session(generator(sinks={"zmq": endpoint}))
+        await session.gen.start()
+        await session.consume(2.5)
+        await session.close()
+        return session
+
+    session = asyncio.run(go())
+    motion = motion_received(subscriber)
+    assert len(session.video) >= 60 and len(motion) >= 40, (len(session.video), len(motion))
+    indices = [m.index for m in motion]
+    assert indices == sorted(set(indices))
+    assert not infp_threads()
+
+
 @pytest.mark.slow
 def test_clear_buffer_cuts_the_voice_and_stops_the_mouth():
     _, bot = voices(RATE)

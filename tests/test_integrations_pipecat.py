@@ -193,6 +193,25 @@ def test_an_interruption_cuts_the_voice_and_stops_the_mouth():
     assert not infp_threads()
 
 
+def test_the_frames_shown_also_reach_a_live_sink():
+    """sinks={"zmq": ...}: each agent frame the service shows is also published on ZeroMQ,
+    once and in order, for a game engine to follow the call."""
+    from avsync import free_port, motion_received
+
+    from infp_sdk.io.client import MotionSubscriber
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    subscriber = MotionSubscriber(endpoint)  # ZeroMQ connects before the bind, and waits
+    user, _ = voices(16000)
+    down, _ = run(service(sinks={"zmq": endpoint}), mic_frames(user, 16000, 2.0), 16000)
+    images = [f for f in down if isinstance(f, OutputImageRawFrame)]
+    motion = motion_received(subscriber)
+    assert len(images) >= 50 and len(motion) >= 40, (len(images), len(motion))
+    indices = [m.index for m in motion]
+    assert indices == sorted(set(indices))
+    assert not infp_threads()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("out_rate, tts_rate", [(16000, 16000), (48000, 48000), (16000, 24000)])
 def test_any_transport_rate(out_rate, tts_rate):

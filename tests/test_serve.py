@@ -106,7 +106,7 @@ def test_a_conversation_also_drives_the_live_sinks():
         url = await server.start()
         pc = RTCPeerConnection()
         try:
-            subscriber = MotionSubscriber(server.outputs[0].sink.endpoint)
+            subscriber = MotionSubscriber(server.fanout.endpoints()["zmq"])
             pc.addTrack(AudioStreamTrack())  # a silent microphone
             pc.addTransceiver("video", direction="recvonly")
             pc.createDataChannel("infp")

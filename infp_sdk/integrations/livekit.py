@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 try:
@@ -41,6 +41,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - exercised only without th
         "infp_sdk.integrations.livekit needs livekit-agents: pip install 'infp-sdk[livekit]'"
     ) from e
 
+from ..live.fanout import Fanout
 from ..runtime.pacer import AudioOut, MarkerOut, Pacer, VideoOut, warm_up
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class InfpVideoGenerator(VideoGenerator):
             or some frames come out late (an older one shown again; counted in :attr:`stats`).
         agent_options: keyword arguments for :class:`infp_sdk.Agent` when it is made from
             ``portrait``.
+        sinks: sinks of ``infp-sdk live`` that every frame shown also goes to, by option key
+            (``{"zmq": "tcp://127.0.0.1:5555"}``: a game engine's avatar follows the room).
 
     Call :meth:`start` to make the agent ahead of time (iterating does it otherwise), and
     :meth:`aclose` when done. A failure of the agent is raised by the iteration.
@@ -84,6 +87,7 @@ class InfpVideoGenerator(VideoGenerator):
         channels: int = 1,
         delay: float = DEFAULT_DELAY_S,
         agent_options: dict[str, Any] | None = None,
+        sinks: Mapping[str, Any] | None = None,
     ):
         if (portrait is None) == (agent is None):
             raise ValueError("give either a portrait or a ready agent (Agent(portrait))")
@@ -97,6 +101,8 @@ class InfpVideoGenerator(VideoGenerator):
         self._sample_rate, self._channels = int(sample_rate), int(channels)
         self._delay = float(delay)
         self._pacer: Pacer | None = None
+        self._sinks = dict(sinks or {})
+        self._fanout: Fanout | None = None
         self._ready: list[AudioSegmentEnd] = []  # segment ends with no audio left to wait for
         self._start_lock = asyncio.Lock()
         self._closed = False
@@ -146,6 +152,9 @@ class InfpVideoGenerator(VideoGenerator):
             if self._agent is None:
                 self._agent = await asyncio.to_thread(self._make_agent)
             await asyncio.to_thread(warm_up, self._agent)
+            self._fanout = await asyncio.to_thread(
+                Fanout.open, self._sinks, self._agent.latent_size
+            )
             self._pacer = Pacer(
                 self._agent,
                 sample_rate=self._sample_rate,
@@ -167,6 +176,9 @@ class InfpVideoGenerator(VideoGenerator):
         agent, self._agent = self._agent, None
         if agent is not None:
             await asyncio.to_thread(agent.close)
+        fanout, self._fanout = self._fanout, None
+        if fanout is not None:
+            await asyncio.to_thread(fanout.close)
 
     # ------------------------------------------------------------------ VideoGenerator
     async def push_audio(self, frame: rtc.AudioFrame | AudioSegmentEnd) -> None:
@@ -225,6 +237,8 @@ class InfpVideoGenerator(VideoGenerator):
     def _video_frame(self, out: VideoOut) -> rtc.VideoFrame:
         h, w = out.image.shape[:2]
         self.last_video = out
+        if self._fanout is not None:
+            self._fanout.show(out.frame)
         return rtc.VideoFrame(w, h, rtc.VideoBufferType.RGB24, out.image.tobytes())
 
     def _audio_frame(self, out: AudioOut) -> rtc.AudioFrame:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 try:
@@ -53,6 +54,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - exercised only without th
         "infp_sdk.integrations.pipecat needs pipecat-ai: pip install 'infp-sdk[pipecat]'"
     ) from e
 
+from ..live.fanout import Fanout
 from ..motion import blendshape_index
 from ..runtime.pacer import AudioOut, MarkerOut, Pacer, VideoOut, warm_up
 
@@ -82,6 +84,8 @@ class InfpVideoService(FrameProcessor):
             ``audio_out_sample_rate``. TTS audio at another rate is resampled to it.
         agent_options: keyword arguments for :class:`infp_sdk.Agent` (``model``, ``backend``,
             ``hop``, ``seed``...) when it is made from ``portrait``.
+        sinks: sinks of ``infp-sdk live`` that every frame shown also goes to, by option key
+            (``{"zmq": "tcp://127.0.0.1:5555"}``: a game engine's avatar follows the call).
         **kwargs: passed to :class:`FrameProcessor` (e.g. ``name``).
     """
 
@@ -96,6 +100,7 @@ class InfpVideoService(FrameProcessor):
         delay: float = DEFAULT_DELAY_S,
         sample_rate: int | None = None,
         agent_options: dict[str, Any] | None = None,
+        sinks: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -111,6 +116,8 @@ class InfpVideoService(FrameProcessor):
         self._delay = float(delay)
         self._sample_rate = sample_rate
         self._pacer: Pacer | None = None
+        self._sinks = dict(sinks or {})
+        self._fanout: Fanout | None = None
         self._clock_task: asyncio.Task | None = None
         self._closed = False
         self._ended = False
@@ -146,6 +153,7 @@ class InfpVideoService(FrameProcessor):
         if self._agent is None:
             self._agent = await asyncio.to_thread(self._make_agent)
         await asyncio.to_thread(warm_up, self._agent)
+        self._fanout = await asyncio.to_thread(Fanout.open, self._sinks, self._agent.latent_size)
         self._pacer = Pacer(
             self._agent, sample_rate=rate, size=self._size, fps=self._fps, delay=self._delay
         )
@@ -168,6 +176,9 @@ class InfpVideoService(FrameProcessor):
         if not self._closed and self._agent is not None:
             self._closed = True
             await asyncio.to_thread(self._agent.close)  # joins its threads
+        fanout, self._fanout = self._fanout, None
+        if fanout is not None:
+            await asyncio.to_thread(fanout.close)
 
     # ------------------------------------------------------------------ frames
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -234,6 +245,8 @@ class InfpVideoService(FrameProcessor):
     async def _emit(self, out: VideoOut | AudioOut | MarkerOut) -> None:
         if isinstance(out, VideoOut):
             await self.push_frame(self._image_frame(out))
+            if self._fanout is not None:
+                self._fanout.show(out.frame)
         elif isinstance(out, AudioOut):
             await self.push_frame(self._audio_frame(out))
         elif not self._ended:

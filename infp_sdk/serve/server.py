@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ..face import DEFAULT_PORTRAIT
-from ..motion import FPS
+from ..live.fanout import Fanout
 from ..runtime.pacer import warm_up
 from .bot import REPLIES, espeak_path
 from .session import Conversation
@@ -67,7 +67,7 @@ class AvatarServer:
         espeak_path()  # fails now, with the fix, rather than at the first reply
         self.options = options
         self.agent: Any = None
-        self.outputs: list = []
+        self.fanout: Any = None
         self.conversation: Conversation | None = None
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -78,7 +78,9 @@ class AvatarServer:
         """Load the model and the portrait, warm them up, and listen; returns the page's URL."""
         self.agent = await asyncio.to_thread(self._make_agent)
         await asyncio.to_thread(warm_up, self.agent)
-        self.outputs = await asyncio.to_thread(self._open_outputs)
+        self.fanout = await asyncio.to_thread(
+            Fanout.open, self.options.sinks, self.agent.latent_size
+        )
         app = web.Application()
         app.router.add_get("/", self._page)
         app.router.add_post("/offer", self._offer)
@@ -99,9 +101,9 @@ class AvatarServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for output in self.outputs:
-            await asyncio.to_thread(output.close)
-        self.outputs = []
+        if self.fanout is not None:
+            await asyncio.to_thread(self.fanout.close)
+            self.fanout = None
         if self.agent is not None:
             await asyncio.to_thread(self.agent.close)
             self.agent = None
@@ -113,19 +115,6 @@ class AvatarServer:
         o = self.options
         portrait = load_portrait(o.portrait, size=o.size)
         return Agent(portrait, model=o.model, **o.agent_options)
-
-    def _open_outputs(self) -> list:
-        """The sinks of ``options.sinks``, each behind an :class:`~infp_sdk.io.sinks.Output`
-        (its own thread: a slow or failing sink never holds up the conversation)."""
-        if not self.options.sinks:
-            return []
-        from ..io.sinks import Output
-        from ..live.registry import REGISTRY
-
-        opened = REGISTRY.open_sinks(
-            REGISTRY.resolve(self.options.sinks), fps=FPS, latent_size=self.agent.latent_size
-        )
-        return [Output(sink, name=entry.name) for entry, sink in opened]
 
     # ------------------------------------------------------------------ routes
     async def _page(self, request: web.Request) -> web.StreamResponse:
@@ -147,7 +136,7 @@ class AvatarServer:
                 fps=o.fps,
                 delay=o.delay,
                 replies=o.replies,
-                outputs=self.outputs,
+                fanout=self.fanout,
             )
             try:
                 answer = await conversation.answer(sdp, type_)
@@ -164,7 +153,7 @@ class AvatarServer:
                 "size": self.options.size,
                 "fps": self.options.fps,
                 "conversation": None if c is None else c.stats(),
-                "sinks": {out.name: out.health() for out in self.outputs},
+                "sinks": self.fanout.health() if self.fanout is not None else {},
             }
         )
 
@@ -193,12 +182,10 @@ async def serve(options: ServeOptions, ready=print) -> None:
     try:
         url = await server.start()
         ready(f"infp-sdk serve: open {url} in a browser (?autostart=1 starts the conversation)")
-        for output in server.outputs:
-            where = getattr(output.sink, "endpoint", None)
-            ready(
-                f"infp-sdk serve: frames also go to {output.name}"
-                + (f" on {where}" if where else "")
-            )
+        endpoints = server.fanout.endpoints()
+        for output in server.fanout.outputs:
+            where = f" on {endpoints[output.name]}" if output.name in endpoints else ""
+            ready(f"infp-sdk serve: frames also go to {output.name}{where}")
         if not is_loopback(options.host):
             ready(
                 "infp-sdk serve: warning: browsers give a page the microphone only on localhost "

@@ -73,8 +73,8 @@ class Conversation:
         delay: seconds the bot's voice and face are held back behind the conversation; it must
             cover the agent's mouth-to-face latency (see ``docs/serve.md``).
         replies: the lines the bot speaks, in turn (the first greets the person).
-        outputs: :class:`~infp_sdk.io.sinks.Output` s that get each agent frame as it is
-            shown (the server's sinks), in step with the video.
+        fanout: the server's sinks (:class:`~infp_sdk.live.fanout.Fanout`): each agent frame
+            goes to them as it is shown, in step with the video.
     """
 
     def __init__(
@@ -85,11 +85,12 @@ class Conversation:
         fps: float,
         delay: float,
         replies: tuple[str, ...] = REPLIES,
-        outputs: list | None = None,
+        fanout: Any = None,
     ):
         self.agent = agent
-        self.outputs = list(outputs or [])
-        self._shown = -1  # the last agent frame given to the outputs
+        self.fanout = fanout
+        if fanout is not None:
+            fanout.restart()  # the agent was reset for this conversation
         self.pc = RTCPeerConnection()
         self.pacer = Pacer(agent, sample_rate=AUDIO_RATE, size=size, fps=fps, delay=delay)
         self.fps = float(fps)
@@ -200,10 +201,8 @@ class Conversation:
                 for out in pacer.step():
                     if isinstance(out, VideoOut):
                         self._send_video(out)
-                        if out.source > self._shown:  # a late frame repeats: not sent again
-                            self._shown = out.source
-                            for output in self.outputs:
-                                output.put(out.frame)
+                        if self.fanout is not None:
+                            self.fanout.show(out.frame)
                     elif isinstance(out, AudioOut):
                         self._write_voice(out)
                 self._send_voice(time.monotonic() - pacer.t0 - pacer.delay)
