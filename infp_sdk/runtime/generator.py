@@ -338,6 +338,35 @@ def generate_hops(model: Any, hops: list[HopInputs]) -> list[tuple[np.ndarray, n
     return [(latents[i], speaking[i]) for i in range(len(hops))]
 
 
+def iter_motion(
+    model: Any,
+    own: np.ndarray,
+    partner: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    hop: int | None = None,
+    style: np.ndarray | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+) -> Iterator[tuple[np.ndarray, float]]:
+    """:func:`generate_motion`'s frames as ``(latent, speaking)``, one hop at a time as each is
+    generated, so that work on the first frames (rendering them) can overlap with the rest."""
+    if partner is None:
+        partner = np.zeros_like(own)
+    n = max(len(own), len(partner))
+    own = np.pad(np.asarray(own, np.float32), (0, n - len(own)))
+    partner = np.pad(np.asarray(partner, np.float32), (0, n - len(partner)))
+    stream = MotionStream(
+        model, seed=seed, hop=hop, style=style, sampler=sampler, steps=steps, cfg_scale=cfg_scale
+    )
+    stream.append(own, partner)
+    for _, end in hop_batches([stream]):
+        yield from stream._generate(end)
+    for _, end in hop_batches([stream], flushing=[stream]):
+        yield from stream._generate(end)
+
+
 def generate_motion(
     model: Any,
     own: np.ndarray,
@@ -355,15 +384,19 @@ def generate_motion(
     A missing partner is silence; the shorter track is padded with silence. One frame per 40 ms.
     Runs the same :class:`MotionStream` as live use, fed in one piece and flushed.
     """
-    if partner is None:
-        partner = np.zeros_like(own)
-    n = max(len(own), len(partner))
-    own = np.pad(np.asarray(own, np.float32), (0, n - len(own)))
-    partner = np.pad(np.asarray(partner, np.float32), (0, n - len(partner)))
-    stream = MotionStream(
-        model, seed=seed, hop=hop, style=style, sampler=sampler, steps=steps, cfg_scale=cfg_scale
+    rows = list(
+        iter_motion(
+            model,
+            own,
+            partner,
+            seed=seed,
+            hop=hop,
+            style=style,
+            sampler=sampler,
+            steps=steps,
+            cfg_scale=cfg_scale,
+        )
     )
-    rows = stream.feed(own, partner) + stream.flush()
     dim = model.config.latent_dim
     latents = np.stack([r[0] for r in rows]) if rows else np.zeros((0, dim), np.float32)
     speaking = np.array([r[1] for r in rows], np.float32)
