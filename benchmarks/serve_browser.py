@@ -348,7 +348,8 @@ def main() -> int:
         print(f"{k:28s} {result[k]}")
     s = result["server"]
     print(f"{'server':28s} replies {s.get('replies')}, barge-ins {s.get('barge_ins')}, "
-          f"av offset {s.get('av_offset_ms')} ms, late {s.get('late_frames')}/"
+          f"voice held back {s.get('delay_ms')} ms, av offset {s.get('av_offset_ms')} ms, "
+          f"late {s.get('late_frames')}/"
           f"{s.get('frames_out')}, dropped {s.get('video_dropped')}")  # fmt: skip
     print(f"saved {path}")
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,6 @@ from ..live.fanout import Fanout
 from ..runtime.pacer import warm_up
 from .bot import REPLIES, espeak_path
 from .session import Conversation
-
-log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -67,7 +64,7 @@ class AvatarServer:
         espeak_path()  # fails now, with the fix, rather than at the first reply
         self.options = options
         self.agent: Any = None
-        self.fanout: Any = None
+        self.fanout: Fanout | None = None
         self.conversation: Conversation | None = None
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -182,6 +179,7 @@ async def serve(options: ServeOptions, ready=print) -> None:
     try:
         url = await server.start()
         ready(f"infp-sdk serve: open {url} in a browser (?autostart=1 starts the conversation)")
+        assert server.fanout is not None
         endpoints = server.fanout.endpoints()
         for output in server.fanout.outputs:
             where = f" on {endpoints[output.name]}" if output.name in endpoints else ""

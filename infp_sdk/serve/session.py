@@ -26,6 +26,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from ..audio import SAMPLE_RATE
+from ..live.fanout import Fanout
 from ..runtime.pacer import AudioOut, Pacer, VideoOut
 from .bot import REPLIES, TurnDetector, speak
 
@@ -85,7 +86,7 @@ class Conversation:
         fps: float,
         delay: float,
         replies: tuple[str, ...] = REPLIES,
-        fanout: Any = None,
+        fanout: Fanout | None = None,
     ):
         self.agent = agent
         self.fanout = fanout
@@ -101,7 +102,6 @@ class Conversation:
         self.state = "connecting"  # connecting, listening, thinking, speaking, closed, failed
         self.error: str | None = None
         self.counts = {"replies": 0, "barge_ins": 0}
-        self._replying: asyncio.Task | None = None
         self._next_reply = 0
         self._tasks: list[asyncio.Task] = []
         self._channel: Any = None
@@ -163,31 +163,30 @@ class Conversation:
 
     # ------------------------------------------------------------------ status
     def stats(self) -> dict[str, Any]:
-        """Where the conversation stands: state, frames, the voice's delay and the measured
-        offset between voice and face as sent."""
+        """Where the conversation stands: state, frames, and, as measured where the RTP senders
+        take them (medians over the last seconds; None until sent), how long the voice is held
+        back behind the conversation and how much later a frame leaves than the voice with the
+        same presentation time."""
+        lag = self._lags()
+        voice, face = lag.get("audio"), lag.get("video")
         return {
             "state": self.state,
             "error": self.error,
             "user_speaking": self.detector.speaking,
-            "delay_ms": round(1000 * self.pacer.delay),
-            "av_offset_ms": self.av_offset_ms(),
+            "delay_ms": None if voice is None else round(1000 * (voice - self.pacer.t0)),
+            "av_offset_ms": None if None in (voice, face) else round(1000 * (face - voice), 1),
             "video_dropped": self.video.dropped,
             **self.pacer.stats,
             **self.counts,
         }
 
-    def av_offset_ms(self) -> float | None:
-        """How much later (ms) a video frame leaves than the voice with the same presentation
-        time, as the RTP senders take them (median over the last seconds); None until both
-        have been sent."""
-        lag = {
+    def _lags(self) -> dict[str, float]:
+        """Per kind, the median of (monotonic time sent - presentation time)."""
+        return {
             kind: statistics.median(sent - pts for pts, sent in times)
             for kind, times in self._sent_at.items()
             if times
         }
-        if len(lag) < 2:
-            return None
-        return round(1000 * (lag["video"] - lag["audio"]), 1)
 
     def _sent(self, kind: str, pts: float, at: float) -> None:
         self._sent_at[kind].append((pts, at))
@@ -282,7 +281,7 @@ class Conversation:
         text = self.replies[self._next_reply % len(self.replies)]
         self._next_reply += 1
         self.state = "thinking"
-        self._replying = self._spawn(self._speak(text), "infp-serve-reply")
+        self._spawn(self._speak(text), "infp-serve-reply")
 
     async def _speak(self, text: str) -> None:
         try:
